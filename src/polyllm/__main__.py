@@ -1,0 +1,5 @@
+"""``python -m polyllm``."""
+
+from polyllm.cli import main
+
+main()

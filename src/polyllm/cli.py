@@ -1,0 +1,78 @@
+"""``polyllm …``: the one entry point (serve-model, models, bench)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+from rich.console import Console
+
+from polyllm.models.catalog import UnknownModelError
+from polyllm.models.cli import models_app
+
+app = typer.Typer(
+    help="PolyLLM: several small local GGUF models behind one smart router.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+
+_err = Console(stderr=True, soft_wrap=True)
+_PASS_THROUGH: dict[str, Any] = {
+    "allow_extra_args": True,
+    "ignore_unknown_options": True,
+    "help_option_names": [],
+}
+
+
+def _settings_error(exc: Exception) -> typer.Exit:
+    if isinstance(exc, ValidationError):
+        lines = [f"  {'.'.join(map(str, e['loc'])) or '?'}: {e['msg']}" for e in exc.errors()]
+        message = "invalid settings:\n" + "\n".join(lines)
+    else:
+        message = str(exc)
+    _err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+@app.command("serve-model", context_settings=_PASS_THROUGH)
+def serve_model(ctx: typer.Context) -> None:
+    """Serve one model over HTTP. Every setting is a flag or an env var: see --help."""
+    import uvicorn
+
+    from polyllm.common.logging import configure_logging
+    from polyllm.inference.app import create_app
+    from polyllm.inference.prepare import ServiceStartError, prepare_model_file
+    from polyllm.inference.settings import InferenceSettings
+
+    try:
+        settings = InferenceSettings(_cli_parse_args=ctx.args)
+    except (ValidationError, SettingsError, UnknownModelError) as exc:
+        raise _settings_error(exc) from None
+    configure_logging(settings.log_level)
+    try:
+        prepare_model_file(settings)
+    except ServiceStartError as exc:
+        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    server: uvicorn.Server | None = None
+
+    def stop_server() -> None:
+        assert server is not None
+        server.should_exit = True
+
+    service = create_app(settings, on_load_failure=stop_server)
+    config = uvicorn.Config(
+        service, host=settings.host, port=settings.port, log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if service.state.load_error:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.captureWarnings(True)
+    app()

@@ -1,0 +1,382 @@
+"""The llama.cpp engine of one model service.
+
+One ``Llama`` context decodes one sequence at a time, so generations run one after another on a
+single worker thread, in arrival order. Callers are admitted to a bounded queue in front of it
+(``queue_max`` waiting behind the running one); beyond that :class:`Overloaded` is raised at once.
+Tokens travel from the worker thread to the caller's coroutine through an ``asyncio.Queue``; the
+caller leaving (a client disconnect) sets a cancel flag that the worker checks before every token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import hashlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polyllm.common.errors import InvalidRequest, NotReady, Overloaded, PromptTooLong
+from polyllm.common.schemas import FinishReason, GenerationStats, TokenEvent
+from polyllm.inference.metrics import ModelMetrics
+from polyllm.inference.settings import InferenceSettings
+from polyllm.inference.stops import StopMatcher
+
+log = logging.getLogger(__name__)
+
+Event = TokenEvent | GenerationStats
+ChatMessage = dict[str, str]
+
+
+class EngineError(RuntimeError):
+    """The engine cannot start (missing file, no GPU, a file llama.cpp cannot load)."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample one completion."""
+
+    max_tokens: int
+    temp: float
+    top_p: float
+    stop: list[str]
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt ready to decode: its tokens and the stop strings its template adds."""
+
+    tokens: list[int]
+    stops: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Job:
+    prompt: Prompt
+    params: SamplingParams
+    request_id: str
+    prompt_hash: str
+    admitted_at: float
+    emit: Callable[[Event | BaseException], None]
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class Generation:
+    """A queued or running generation: its events, and a way to stop it."""
+
+    def __init__(self, cancel: threading.Event, queue: asyncio.Queue[Event | BaseException]):
+        self._cancel = cancel
+        self._queue = queue
+
+    def cancel(self) -> None:
+        """Stop at the next token (or before starting, if still queued)."""
+        self._cancel.set()
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Token events in order, then the final stats. Leaving early cancels the generation."""
+        try:
+            while True:
+                item = await self._queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if isinstance(item, GenerationStats):
+                    return
+        finally:
+            self._cancel.set()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(4 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class LlamaEngine:
+    """One GGUF model in llama.cpp, generating for one caller at a time behind a bounded queue."""
+
+    def __init__(self, settings: InferenceSettings, metrics: ModelMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.model_id = settings.model_id
+        self.backend = "gpu" if settings.use_gpu else "cpu"
+        self.n_ctx = settings.effective_n_ctx
+        self.sha256: str | None = None
+        self.device: str | None = None
+        self._llm: Any = None
+        self._chat: Any = None
+        self._ready = threading.Event()
+        self._inflight = 0
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"llama-{self.model_id}"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True once the model is loaded and has generated its warm-up."""
+        return self._ready.is_set()
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests admitted and not finished (the running one included)."""
+        return self._inflight
+
+    def load(self) -> None:
+        """Load the model (blocking: seconds) and, if configured, generate a warm-up."""
+        from llama_cpp import Llama, llama_supports_gpu_offload
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        path = self.settings.resolved_model_path
+        if not path.is_file():
+            raise EngineError(
+                f"model file {path} does not exist (run: polyllm models fetch {self.model_id})"
+            )
+        if self.settings.use_gpu and not llama_supports_gpu_offload():
+            raise EngineError(
+                "USE_GPU=true but this llama-cpp-python build has no GPU offload "
+                "(install it with CMAKE_ARGS=-DGGML_CUDA=on); refusing to run on the CPU"
+            )
+        self.sha256 = file_sha256(path)
+        started = time.perf_counter()
+        try:
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=self.n_ctx,
+                n_threads=self.settings.n_threads,
+                n_threads_batch=self.settings.n_threads,
+                n_batch=self.settings.n_batch,
+                n_gpu_layers=-1 if self.settings.use_gpu else 0,
+                verbose=False,
+            )
+        except ValueError as exc:  # llama-cpp-python's way of saying "failed to load"
+            raise EngineError(f"llama.cpp could not load {path}: {exc}") from exc
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if template and self.settings.spec.chat_template:
+            model = self._llm._model  # llama-cpp-python exposes token texts only here
+            eos, bos = model.token_eos(), model.token_bos()
+            self._chat = Jinja2ChatFormatter(
+                template=template,
+                eos_token=model.token_get_text(eos) if eos != -1 else "",
+                bos_token=model.token_get_text(bos) if bos != -1 else "",
+            )
+        log.info(
+            "model loaded",
+            extra={
+                "fields": {
+                    "model_id": self.model_id,
+                    "path": str(path),
+                    "load_s": round(time.perf_counter() - started, 3),
+                    "n_ctx": self.n_ctx,
+                    "n_threads": self.settings.n_threads,
+                    "backend": self.backend,
+                    "chat_template": self._chat is not None,
+                }
+            },
+        )
+        if self.settings.warmup:
+            self._warmup()
+        self._ready.set()
+
+    def _warmup(self) -> None:
+        prompt = self.prepare("Say hello.", raw=False, max_tokens=4)
+        params = SamplingParams(max_tokens=4, temp=0.0, top_p=1.0, stop=[], seed=0)
+        job = _Job(prompt, params, "warmup", "-", time.perf_counter(), lambda _: None)
+        stats = self._generate(job)
+        log.info(
+            "warm-up done", extra={"fields": {"model_id": self.model_id, "ttft_s": stats.ttft_s}}
+        )
+
+    def close(self) -> None:
+        """Stop accepting work and free the model."""
+        self._ready.clear()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: list[ChatMessage] | None = None,
+        raw: bool = False,
+        max_tokens: int,
+    ) -> Prompt:
+        """Tokenize a prompt (through the chat template unless ``raw``) and check it fits.
+
+        Raises :class:`PromptTooLong` or :class:`InvalidRequest` naming the field at fault.
+        """
+        if self._llm is None:
+            raise NotReady(f"model {self.model_id} is still loading")
+        stops: list[str] = []
+        if messages is None:
+            assert prompt is not None
+            messages = [{"role": "user", "content": prompt}]
+        if self._chat is not None and not raw:
+            try:
+                formatted = self._chat(messages=messages)
+            except Exception as exc:  # a template raising on odd input is the caller's problem
+                raise InvalidRequest(
+                    f"chat template rejected the messages: {exc}", param="messages"
+                ) from exc
+            text, add_bos, special = formatted.prompt, not formatted.added_special, True
+            stops = [s for s in (formatted.stop or []) if isinstance(s, str) and s]
+        else:
+            text = prompt if prompt is not None else "\n".join(m["content"] for m in messages)
+            add_bos, special = True, False  # user text never smuggles in control tokens
+        tokens = self._llm.tokenize(text.encode(), add_bos=add_bos, special=special)
+        param = "messages" if prompt is None else "prompt"
+        if len(tokens) >= self.n_ctx:
+            raise PromptTooLong(
+                f"the prompt is {len(tokens)} tokens; this model's context is {self.n_ctx}",
+                param=param,
+            )
+        if len(tokens) + max_tokens > self.n_ctx:
+            raise PromptTooLong(
+                f"prompt ({len(tokens)} tokens) + max_tokens ({max_tokens}) exceeds the context "
+                f"of {self.n_ctx}; ask for at most {self.n_ctx - len(tokens)} tokens",
+                param="max_tokens",
+            )
+        return Prompt(tokens=tokens, stops=stops)
+
+    def submit(
+        self, prompt: Prompt, params: SamplingParams, *, request_id: str, prompt_hash: str
+    ) -> Generation:
+        """Admit a request and queue its generation; raises :class:`Overloaded` when full.
+
+        The generation starts as soon as the worker is free, whether or not anyone reads it;
+        reading :meth:`Generation.events` to the end or cancelling it releases the slot.
+        """
+        if not self.ready:
+            raise NotReady(f"model {self.model_id} is still loading")
+        if self._inflight > self.settings.queue_max:
+            self.metrics.observe_request("rejected")
+            raise Overloaded(
+                f"model {self.model_id} is busy: {self._inflight} requests in flight "
+                f"(queue_max={self.settings.queue_max})",
+                retry_after=max(1, self._inflight),
+            )
+        self._inflight += 1
+        self.metrics.queue_depth.labels(self.model_id).set(self._inflight)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
+
+        def emit(item: Event | BaseException) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        job = _Job(prompt, params, request_id, prompt_hash, time.perf_counter(), emit)
+        future = loop.run_in_executor(self._executor, self._run, job)
+        future.add_done_callback(lambda _: self._release())
+        return Generation(job.cancel, queue)
+
+    def _release(self) -> None:
+        self._inflight -= 1
+        self.metrics.queue_depth.labels(self.model_id).set(self._inflight)
+
+    # -- the worker thread -------------------------------------------------------------------
+
+    def _run(self, job: _Job) -> None:
+        """Worker-thread entry: generate, record the outcome, hand the result to the caller."""
+        try:
+            stats = self._generate(job)
+        except Exception as exc:
+            log.exception("generation failed", extra={"fields": self._log_fields(job, "error")})
+            self.metrics.observe_request("error")
+            job.emit(exc)
+            return
+        status = "cancelled" if stats.finish_reason == "cancelled" else "ok"
+        self.metrics.observe_request(status)
+        if status == "ok":
+            m = self.model_id
+            self.metrics.latency.labels(m).observe(stats.latency_s)
+            self.metrics.ttft.labels(m).observe(stats.ttft_s)
+            if stats.completion_tokens > 1:
+                self.metrics.tokens_per_s.labels(m).observe(stats.tokens_per_s)
+        self.metrics.tokens_generated.labels(self.model_id).inc(stats.completion_tokens)
+        self.metrics.prompt_tokens.labels(self.model_id).inc(stats.prompt_tokens)
+        fields = self._log_fields(job, status) | stats.model_dump(exclude={"model"})
+        log.info("generation", extra={"fields": fields})
+        job.emit(stats)
+
+    def _log_fields(self, job: _Job, status: str) -> dict[str, Any]:
+        return {
+            "request_id": job.request_id,
+            "prompt_hash": job.prompt_hash,
+            "model_id": self.model_id,
+            "status": status,
+        }
+
+    def _generate(self, job: _Job) -> GenerationStats:
+        """Decode one completion, emitting text as it becomes final. Runs on the worker thread."""
+        from llama_cpp import llama_vocab_is_eog
+
+        llm, params = self._llm, job.params
+        started = time.perf_counter()
+        queue_s = started - job.admitted_at
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        matcher = StopMatcher([*params.stop, *job.prompt.stops])
+        first_at = last_at = 0.0
+        n_tokens = index = 0
+        finish: FinishReason = "length"
+
+        def send(text: str) -> None:
+            nonlocal index
+            if text:
+                job.emit(TokenEvent(text=text, index=index))
+                index += 1
+
+        if job.cancel.is_set():  # the caller left while waiting in the queue
+            finish = "cancelled"
+        else:
+            llm.set_seed(params.seed if params.seed is not None else secrets.randbelow(2**31))
+            vocab = llm._model.vocab  # end-of-generation tokens are only exposed on the vocab
+            tokens = llm.generate(
+                job.prompt.tokens, temp=params.temp, top_p=params.top_p, reset=True
+            )
+            for token in tokens:
+                if job.cancel.is_set():
+                    finish = "cancelled"
+                    break
+                if llama_vocab_is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                n_tokens += 1
+                last_at = time.perf_counter()
+                first_at = first_at or last_at
+                send(matcher.feed(decoder.decode(llm.detokenize([token]))))
+                if matcher.stopped:
+                    finish = "stop"
+                    break
+                if n_tokens >= params.max_tokens:
+                    break
+            if finish != "cancelled" and not matcher.stopped:
+                send(matcher.feed(decoder.decode(b"", final=True)))
+                send(matcher.flush())
+        end = time.perf_counter()
+        decode_s = last_at - first_at
+        return GenerationStats(
+            model=self.model_id,
+            finish_reason=finish,
+            prompt_tokens=len(job.prompt.tokens),
+            completion_tokens=n_tokens,
+            ttft_s=round((first_at or end) - job.admitted_at, 6),
+            latency_s=round(end - job.admitted_at, 6),
+            tokens_per_s=round((n_tokens - 1) / decode_s, 3)
+            if n_tokens > 1 and decode_s > 0
+            else 0.0,
+            queue_s=round(queue_s, 6),
+        )

@@ -1,0 +1,93 @@
+"""Settings of one model service: env vars and CLI flags come from this one class."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from polyllm.models.catalog import CATALOG, ModelSpec, get_model
+
+
+def default_threads() -> int:
+    """All cores: one service alone on a machine should use them (``make up`` divides them)."""
+    return max(1, os.cpu_count() or 1)
+
+
+class InferenceSettings(BaseSettings):
+    """How one model service loads its model and admits requests."""
+
+    model_config = SettingsConfigDict(
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_prog_name="polyllm serve-model",
+        cli_exit_on_error=False,
+        populate_by_name=True,
+        extra="ignore",
+    )
+
+    model_id: str = Field(
+        default="m1",
+        validation_alias=AliasChoices("model", "model_id"),
+        description=f"Catalog id of the model to serve: one of {', '.join(CATALOG)}.",
+    )
+    model_path: Path | None = Field(
+        default=None, description="GGUF file; default <models-dir>/<model-id>.gguf."
+    )
+    model_uri: str | None = Field(
+        default=None,
+        description="Where to fetch the file from when it is missing: https://, s3://, file://.",
+    )
+    models_dir: Path = Field(
+        default=Path("models"),
+        validation_alias=AliasChoices("models_dir", "polyllm_models_dir"),
+        description="Directory of fetched models.",
+    )
+    host: str = Field(default="127.0.0.1", description="Listen address.")
+    port: int = Field(default=8101, ge=1, le=65535, description="Listen port.")
+    use_gpu: bool = Field(
+        default=False, description="Offload all layers to the GPU; fails at start-up without one."
+    )
+    n_threads: int = Field(
+        default_factory=default_threads, ge=1, le=256, description="llama.cpp decode threads."
+    )
+    n_ctx: int = Field(
+        default=4096, ge=256, le=131072, description="Context window (capped at the model's)."
+    )
+    n_batch: int = Field(default=512, ge=16, le=8192, description="Prompt-processing batch size.")
+    queue_max: int = Field(
+        default=8,
+        ge=0,
+        le=1024,
+        description="Requests that may wait behind the running one; beyond that 503 + Retry-After.",
+    )
+    warmup: bool = Field(
+        default=True,
+        description="Generate a few tokens at start-up so /health means 'can generate'.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level."
+    )
+
+    @model_validator(mode="after")
+    def _known_model(self) -> InferenceSettings:
+        get_model(self.model_id)  # raises UnknownModelError naming the known ids
+        return self
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The catalog entry of the served model."""
+        return get_model(self.model_id)
+
+    @property
+    def resolved_model_path(self) -> Path:
+        """``model_path`` or the fetcher's default location."""
+        return self.model_path or self.models_dir / f"{self.model_id}.gguf"
+
+    @property
+    def effective_n_ctx(self) -> int:
+        """The context actually allocated: never more than the model was trained for."""
+        return min(self.n_ctx, self.spec.context_length)
