@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
 
+from polyllm.bench.cli import bench_app
 from polyllm.models.catalog import UnknownModelError
 from polyllm.models.cli import models_app
 
@@ -17,6 +18,7 @@ app = typer.Typer(
     help="PolyLLM: several small local GGUF models behind one smart router.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
 
 _err = Console(stderr=True, soft_wrap=True)
 _PASS_THROUGH: dict[str, Any] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,10 +12,10 @@ import httpx
 import openai
 import pytest
 
+from polyllm.bench import sse_client
 from polyllm.common.schemas import GenerateResponse, GenerationStats, TokenEvent
-from polyllm.common.sse import iter_frames
 
-from .conftest import Service, launch, stop
+from .conftest import REPO, Service, free_port, launch, stop, wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -24,22 +25,13 @@ PROMPT = "Name three colours of the rainbow."
 async def stream_generate(
     url: str, body: dict[str, object]
 ) -> tuple[list[TokenEvent], GenerationStats]:
-    """POST /generate with stream=true and parse the SSE events."""
-    tokens: list[TokenEvent] = []
-    async with (
-        httpx.AsyncClient(timeout=120) as client,
-        client.stream("POST", f"{url}/generate", json={**body, "stream": True}) as resp,
-    ):
-        assert resp.status_code == 200, await resp.aread()
-        assert resp.headers["content-type"].startswith("text/event-stream")
-        async for event, data in iter_frames(resp.aiter_lines()):
-            if event == "token":
-                tokens.append(TokenEvent.model_validate_json(data))
-            elif event == "done":
-                return tokens, GenerationStats.model_validate_json(data)
-            else:
-                pytest.fail(f"unexpected event {event}: {data}")
-    pytest.fail("stream ended without a done event")
+    """POST /generate with stream=true through the bench client; token events and stats."""
+    async with httpx.AsyncClient(timeout=120) as client:
+        result = await sse_client.stream_generate(client, f"{url}/generate", body)
+    assert result.status_code == 200 and result.error is None, result.error
+    assert result.stats is not None
+    tokens = [TokenEvent(text=t, index=i) for i, t in enumerate(result.chunks)]
+    return tokens, result.stats
 
 
 def generate_json(url: str, body: dict[str, object]) -> GenerateResponse:
@@ -63,7 +55,6 @@ def test_stream_sends_token_events_then_stats(m1: Service) -> None:
     tokens, stats = asyncio.run(
         stream_generate(m1.url, {"prompt": PROMPT, "max_tokens": 24, "temp": 0})
     )
-    assert [t.index for t in tokens] == list(range(len(tokens)))
     assert len(tokens) >= 2
     assert stats.model == "m1"
     assert stats.finish_reason in ("stop", "length")
@@ -318,7 +309,6 @@ def test_concurrent_requests_complete_intact(m1: Service) -> None:
     (tok_a, stats_a), (tok_b, stats_b) = asyncio.run(both())
     assert "".join(t.text for t in tok_a) == alone_a
     assert "".join(t.text for t in tok_b) == alone_b
-    assert [t.index for t in tok_a] == list(range(len(tok_a)))
     assert stats_a.finish_reason != "cancelled" and stats_b.finish_reason != "cancelled"
 
 
@@ -359,3 +349,27 @@ def test_corrupt_model_file_reports_failed_health_and_exits(tmp_path: Path) -> N
     finally:
         stop(service)
     assert "could not load" in service.log()
+
+
+def test_run_llama_sh_serves_one_file(m1_path: Path, tmp_path: Path) -> None:
+    port = free_port()
+    log_path = tmp_path / "run_llama.log"
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(REPO / "run_llama.sh"), str(m1_path), str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    service = Service(proc, port, log_path)
+    try:
+        wait_healthy(service)
+        assert httpx.get(f"{service.url}/health").json()["model"] == "m1"
+        assert generate_json(service.url, {"prompt": "hi", "max_tokens": 3}).completion_tokens >= 1
+    finally:
+        stop(service)
+
+
+def test_run_llama_sh_without_arguments_prints_usage() -> None:
+    done = subprocess.run([str(REPO / "run_llama.sh")], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "usage:" in done.stderr

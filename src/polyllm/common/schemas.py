@@ -38,6 +38,10 @@ class GenerateRequest(BaseModel):
     )
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1, description="Sampling seed.")
     stream: bool = Field(default=True, description="SSE stream (true) or one JSON object.")
+    ignore_eos: bool = Field(
+        default=False,
+        description="Keep decoding past end-of-sequence until max_tokens (benchmarks).",
+    )
     raw: bool = Field(
         default=False,
         description="Send the prompt as-is; by default instruct models get their chat template.",

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 async def _load(app: FastAPI, engine: LlamaEngine, on_failure: Callable[[], None] | None) -> None:
     """Load and warm the model off the event loop, so /health can say "loading" meanwhile."""
     try:
-        await asyncio.to_thread(engine.load)
+        await engine.start()
     except Exception as exc:
         app.state.load_error = str(exc)
         log.error(

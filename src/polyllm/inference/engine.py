@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import hashlib
 import logging
 import secrets
 import threading
@@ -19,7 +18,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from polyllm.common.errors import InvalidRequest, NotReady, Overloaded, PromptTooLong
@@ -27,6 +25,7 @@ from polyllm.common.schemas import FinishReason, GenerationStats, TokenEvent
 from polyllm.inference.metrics import ModelMetrics
 from polyllm.inference.settings import InferenceSettings
 from polyllm.inference.stops import StopMatcher
+from polyllm.models.fetch import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +46,7 @@ class SamplingParams:
     top_p: float
     stop: list[str]
     seed: int | None
+    ignore_eos: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,15 +93,6 @@ class Generation:
             self._cancel.set()
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(4 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class LlamaEngine:
     """One GGUF model in llama.cpp, generating for one caller at a time behind a bounded queue."""
 
@@ -133,8 +124,19 @@ class LlamaEngine:
         """Requests admitted and not finished (the running one included)."""
         return self._inflight
 
+    async def start(self) -> None:
+        """Load the model and warm it up on the engine's own worker thread.
+
+        Every llama.cpp decode must come from that one thread: llama.cpp's OpenMP keeps a team
+        of compute threads per calling thread, and a second team left spinning after a warm-up
+        on another thread cost ~40% of decode speed on 2 cores (docs/architecture.md).
+        """
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.load)
+
     def load(self) -> None:
-        """Load the model (blocking: seconds) and, if configured, generate a warm-up."""
+        """Load the model (blocking: seconds) and, if configured, generate a warm-up.
+
+        Call it on the thread that will decode (see :meth:`start`)."""
         from llama_cpp import Llama, llama_supports_gpu_offload
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -351,7 +353,7 @@ class LlamaEngine:
                 if job.cancel.is_set():
                     finish = "cancelled"
                     break
-                if llama_vocab_is_eog(vocab, token):
+                if not params.ignore_eos and llama_vocab_is_eog(vocab, token):
                     finish = "stop"
                     break
                 n_tokens += 1

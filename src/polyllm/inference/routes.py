@@ -105,7 +105,9 @@ def _check_model(engine: LlamaEngine, model: str) -> None:
 async def generate(body: GenerateRequest, request: Request, engine: EngineDep) -> Response:
     """Complete ``prompt``: an SSE stream of tokens then stats, or one JSON object."""
     prompt = engine.prepare(body.prompt, raw=body.raw, max_tokens=body.max_tokens)
-    params = SamplingParams(body.max_tokens, body.temp, body.top_p, body.stop, body.seed)
+    params = SamplingParams(
+        body.max_tokens, body.temp, body.top_p, body.stop, body.seed, body.ignore_eos
+    )
     generation = engine.submit(
         prompt, params, request_id=_request_id(request), prompt_hash=prompt_hash(body.prompt)
     )

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from polyllm.models.catalog import CATALOG, ModelSpec, get_model
+from polyllm.models.catalog import CATALOG, ModelSpec, resolve_spec
 
 
 def default_threads() -> int:
@@ -74,13 +74,13 @@ class InferenceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _known_model(self) -> InferenceSettings:
-        get_model(self.model_id)  # raises UnknownModelError naming the known ids
+        resolve_spec(self.model_id)  # unknown id or a bad m5 override fails here
         return self
 
     @property
     def spec(self) -> ModelSpec:
         """The catalog entry of the served model."""
-        return get_model(self.model_id)
+        return resolve_spec(self.model_id)
 
     @property
     def resolved_model_path(self) -> Path:

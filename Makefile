@@ -1,0 +1,55 @@
+# PolyLLM — thin wrappers over scripts/ and the `polyllm` CLI.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+EXTRAS ?= inference,s3,dev
+# llama-cpp-python compiles llama.cpp (~9 min on 2 cores); pip keeps the wheel in its cache,
+# so only the first install on a machine pays for it.
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install models test-models lint test up down status bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	@touch $@
+
+install: $(STAMP) ## create .venv and install polyllm with its extras
+
+models: $(STAMP) ## fetch and verify all five models into models/
+	$(BIN)/polyllm models fetch --all
+
+test-models: $(STAMP) ## fetch the models the tests use (m1)
+	$(BIN)/polyllm models fetch m1
+
+lint: $(STAMP) ## ruff (lint + format), mypy, hadolint
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/hadolint deploy/docker/*.Dockerfile
+
+test: $(STAMP) test-models lint ## install, fetch m1, lint, run the whole suite
+	$(BIN)/pytest
+
+up: $(STAMP) models ## start the model services m1..m5 in the background (logs/pids in .run/)
+	scripts/up.sh
+
+down: ## stop what `make up` started
+	scripts/down.sh
+
+status: ## show the services `make up` started
+	scripts/status.sh
+
+bench: $(STAMP) models ## measure TTFT and tokens/s of every model (docs/benchmarks/)
+	$(BIN)/polyllm bench models
+
+clean: ## remove caches (keeps .venv and models/)
+	rm -rf .mypy_cache .ruff_cache .pytest_cache

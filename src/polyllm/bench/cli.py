@@ -1,0 +1,68 @@
+"""``polyllm bench …``: benchmarks that print figures (never timed tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from polyllm.models.catalog import CATALOG
+
+bench_app = typer.Typer(
+    help="Benchmarks: measure and write docs/benchmarks/.", no_args_is_help=True
+)
+_console = Console()
+
+
+@bench_app.command("models")
+def bench_models(
+    models: Annotated[
+        str, typer.Option(help="Comma-separated model ids (m5 is skipped when it is the m4 file).")
+    ] = ",".join(CATALOG),
+    repeats: Annotated[int, typer.Option(min=1, max=20, help="Repeats per prompt and path.")] = 5,
+    max_tokens: Annotated[int, typer.Option(min=8, max=1024, help="Tokens to decode.")] = 128,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="llama.cpp threads [all cores].")
+    ] = None,
+    models_dir: Annotated[Path, typer.Option(help="Model files.")] = Path("models"),
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("docs/benchmarks"),
+) -> None:
+    """TTFT and decode tokens/s per model: HTTP service vs in-process llama-cpp-python."""
+    from polyllm.bench.latency import BenchConfig, run
+
+    ids = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in ids if m not in CATALOG]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown model(s) {', '.join(unknown)}; known: {', '.join(CATALOG)}"
+        )
+    cfg = BenchConfig(
+        models=ids, repeats=repeats, max_tokens=max_tokens, models_dir=models_dir, out_dir=out
+    )
+    if threads is not None:
+        cfg = BenchConfig(**{**cfg.__dict__, "n_threads": threads})
+    try:
+        rows = run(cfg, echo=_console.print)
+    except RuntimeError as exc:
+        _console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    table = Table(
+        "model",
+        "prompt",
+        "TTFT in-proc ms",
+        "TTFT svc ms",
+        "+ms",
+        "tok/s in-proc",
+        "tok/s svc",
+        "lost",
+    )
+    for r in rows:
+        table.add_row(
+            r["model"], r["prompt"], str(r["in-process_ttft_ms"]), str(r["service_ttft_ms"]),
+            str(r["ttft_added_ms"]), str(r["in-process_tok_s"]), str(r["service_tok_s"]),
+            f"{r['tok_s_loss_pct']}%",
+        )  # fmt: skip
+    _console.print(table)

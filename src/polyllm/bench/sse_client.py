@@ -1,0 +1,73 @@
+"""A streaming client for ``/generate`` that times what a caller sees: TTFT and each token."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from polyllm.common.schemas import ErrorEvent, GenerationStats, TokenEvent
+from polyllm.common.sse import iter_frames
+
+
+@dataclass
+class StreamResult:
+    """One streamed generation as the client saw it (times in seconds since the request)."""
+
+    status_code: int
+    chunks: list[str] = field(default_factory=list)
+    token_times: list[float] = field(default_factory=list)
+    stats: GenerationStats | None = None
+    error: str | None = None
+    latency_s: float = 0.0
+
+    @property
+    def text(self) -> str:
+        """The whole completion."""
+        return "".join(self.chunks)
+
+    @property
+    def ttft_s(self) -> float | None:
+        """Request sent → first token event received."""
+        return self.token_times[0] if self.token_times else None
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        """Completion tokens after the first, over the time from the first to the last event."""
+        if self.stats is None or self.stats.completion_tokens < 2 or len(self.token_times) < 2:
+            return None
+        span = self.token_times[-1] - self.token_times[0]
+        return (self.stats.completion_tokens - 1) / span if span > 0 else None
+
+
+async def stream_generate(
+    client: httpx.AsyncClient, url: str, body: dict[str, object]
+) -> StreamResult:
+    """POST ``body`` to ``url`` (a ``/generate`` endpoint) with streaming on; never raises on
+    HTTP errors: they come back in ``status_code`` and ``error``."""
+    started = time.perf_counter()
+    async with client.stream("POST", url, json={**body, "stream": True}) as resp:
+        result = StreamResult(status_code=resp.status_code)
+        if resp.status_code != 200:
+            result.error = (await resp.aread()).decode(errors="replace")
+            result.latency_s = time.perf_counter() - started
+            return result
+        expected_index = 0
+        async for event, data in iter_frames(resp.aiter_lines()):
+            now = time.perf_counter() - started
+            if event == "token":
+                token = TokenEvent.model_validate_json(data)
+                if token.index != expected_index:
+                    result.error = f"token event {token.index} arrived, expected {expected_index}"
+                expected_index += 1
+                result.chunks.append(token.text)
+                result.token_times.append(now)
+            elif event == "done":
+                result.stats = GenerationStats.model_validate_json(data)
+            elif event == "error":
+                result.error = ErrorEvent.model_validate_json(data).message
+        result.latency_s = time.perf_counter() - started
+        if result.stats is None and result.error is None:
+            result.error = "stream ended without a final event"
+        return result

