@@ -95,3 +95,17 @@ def test_unknown_route_is_json_404(client: TestClient) -> None:
     resp = client.get("/nope")
     assert resp.status_code == 404
     assert resp.json()["error"]["code"] == "http_404"
+
+
+def test_a_bug_is_a_json_500_that_names_the_request() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/bug")
+    async def bug() -> None:
+        raise ZeroDivisionError("oops")
+
+    resp = TestClient(app, raise_server_exceptions=False).get("/bug")
+    assert resp.status_code == 500
+    assert resp.json()["error"]["code"] == "internal_error"
+    assert "oops" not in resp.text  # internals stay in the log

@@ -150,6 +150,20 @@ def install_error_handlers(
         )
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug of ours, never the caller's: log it whole, answer in the same JSON shape.
+        request_id = getattr(request.state, "request_id", None)
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={"fields": {"request_id": request_id, "path": request.url.path}},
+        )
+        message = f"internal error (request id {request_id}); the service log has the details"
+        return JSONResponse(
+            error_body(message, type_="server_error", code="internal_error"), status_code=500
+        )
+
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(PolyLLMError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -25,7 +25,7 @@ from polyllm.common.schemas import FinishReason, GenerationStats, TokenEvent
 from polyllm.inference.metrics import ModelMetrics
 from polyllm.inference.settings import InferenceSettings
 from polyllm.inference.stops import StopMatcher
-from polyllm.models.fetch import file_sha256
+from polyllm.models.fetch import file_sha256, model_status
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class LlamaEngine:
                 "USE_GPU=true but this llama-cpp-python build has no GPU offload "
                 "(install it with CMAKE_ARGS=-DGGML_CUDA=on); refusing to run on the CPU"
             )
-        self.sha256 = file_sha256(path)
+        self.sha256 = self._file_sha256()
         started = time.perf_counter()
         try:
             self._llm = Llama(
@@ -190,6 +190,24 @@ class LlamaEngine:
         if self.settings.warmup:
             self._warmup()
         self._ready.set()
+
+    def _file_sha256(self) -> str:
+        """The served file's sha256 (cached by the fetcher for files in the models dir);
+        a file that differs from the catalog is served, with a warning, as the user asked."""
+        spec = self.settings.spec
+        if self.settings.model_path is None:
+            sha = model_status(spec, self.settings.models_dir).sha256
+        else:
+            sha = None
+        sha = sha or file_sha256(self.settings.resolved_model_path)
+        if sha != spec.sha256:
+            log.warning(
+                "model file differs from the catalog",
+                extra={
+                    "fields": {"model_id": self.model_id, "sha256": sha, "catalog": spec.sha256}
+                },
+            )
+        return sha
 
     def _warmup(self) -> None:
         prompt = self.prepare("Say hello.", raw=False, max_tokens=4)
