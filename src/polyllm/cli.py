@@ -74,6 +74,24 @@ def serve_model(ctx: typer.Context) -> None:
         raise typer.Exit(1)
 
 
+@app.command("serve-router", context_settings=_PASS_THROUGH)
+def serve_router(ctx: typer.Context) -> None:
+    """Serve the router (the front door). Every setting is a flag or an env var: see --help."""
+    import uvicorn
+
+    from polyllm.common.logging import configure_logging
+    from polyllm.router.app import create_app
+    from polyllm.router.settings import RouterSettings
+
+    try:
+        settings = RouterSettings(_cli_parse_args=ctx.args)
+        configure_logging(settings.log_level)
+        service = create_app(settings)
+    except (ValidationError, SettingsError, ValueError) as exc:
+        raise _settings_error(exc) from None
+    uvicorn.run(service, host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     logging.captureWarnings(True)

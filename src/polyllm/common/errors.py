@@ -48,6 +48,37 @@ class PromptTooLong(InvalidRequest):
     code = "context_length_exceeded"
 
 
+class Unauthorized(PolyLLMError):
+    """A missing or unknown API key when the router requires one."""
+
+    status_code = 401
+    code = "invalid_api_key"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class PayloadTooLarge(PolyLLMError):
+    """A request body over the size limit."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
+class RateLimited(PolyLLMError):
+    """The caller's token bucket is empty; retry after ``retry_after`` seconds."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class UnknownModel(PolyLLMError):
     """A model id that this service or router does not serve."""
 

@@ -104,3 +104,61 @@ class HealthResponse(BaseModel):
     queue_depth: int = 0
     n_ctx: int | None = None
     detail: str | None = None
+
+
+# -- the router's contract -------------------------------------------------------------------
+#
+# Streaming ``POST /generate`` on the router sends:
+# - ``event: route``  ``data: RouteEvent``   first: which model answers, where, and why
+# - ``event: token``  ``data: TokenEvent``   as the model produces them
+# - ``event: done``   ``data: RouterStats``  last, on success
+# - ``event: error``  ``data: ErrorEvent``   instead of ``done`` when the stream broke
+
+PreferBackend = Literal["cpu", "gpu", "auto"]
+
+
+class RouterGenerateRequest(GenerateRequest):
+    """``POST /generate`` on the router."""
+
+    prefer_backend: PreferBackend = Field(
+        default="auto", description="Restrict to cpu or gpu backends (auto: any)."
+    )
+    model: str | None = Field(default=None, description="Force a model id (skips the policy).")
+    cache: bool = Field(default=True, description="Use the response cache when deterministic.")
+
+
+class FallbackAttempt(BaseModel):
+    """One move away from a model: which, to where, and why."""
+
+    from_model: str
+    to_model: str | None
+    reason: str
+
+
+class RouteEvent(BaseModel):
+    """The router's decision, sent before the first token."""
+
+    request_id: str
+    model: str
+    backend: Literal["cpu", "gpu"]
+    host: str
+    confidence: float
+    probabilities: dict[str, float]
+    rationale: str
+    contributions: dict[str, float] = Field(default_factory=dict)
+    policy: str
+    forced: bool = False
+    backend_fallback: bool = False
+    cache_hit: bool = False
+
+
+class RouterStats(RouteEvent):
+    """The final event: the route, the model's stats, and what the router saw."""
+
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_s: float = Field(description="Router received the request → first token sent.")
+    latency_s: float = Field(description="Router received the request → done.")
+    tokens_per_s: float
+    fallbacks: list[FallbackAttempt] = Field(default_factory=list)

@@ -1,0 +1,80 @@
+"""``POST /generate``: the router's front door (thin: the work is in ``RouterService``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from polyllm.common.schemas import (
+    ErrorEvent,
+    RouteEvent,
+    RouterGenerateRequest,
+    RouterStats,
+    TokenEvent,
+)
+from polyllm.common.sse import encode_event, sse_response
+from polyllm.router.api.begin import RouterEvent, begin, failed_mid_answer
+from polyllm.router.deps import CallerDep, RequestIdDep, ServiceDep
+from polyllm.router.service import Plan, RouterService
+from polyllm.router.upstream import UpstreamError
+
+router = APIRouter()
+
+
+@router.post("/generate", response_model=RouterStats)
+async def generate(
+    body: RouterGenerateRequest,
+    request: Request,
+    service: ServiceDep,
+    caller: CallerDep,
+    request_id: RequestIdDep,
+) -> Response:
+    """Route, then stream the chosen model's answer (SSE) or return it whole (``stream: false``)."""
+    begun = await begin(request, service, caller, body, request_id)
+    if isinstance(begun, Response):
+        return begun
+    plan, events = begun
+    if body.stream:
+        return sse_response(_frames(events, service, caller, plan))
+    return await _whole(events, service, caller, plan)
+
+
+async def _frames(
+    events: AsyncIterator[RouterEvent], service: RouterService, caller: str, plan: Plan
+) -> AsyncIterator[bytes]:
+    """SSE frames; a backend failing after the stream started ends it with an ``error`` event."""
+    names = {RouteEvent: "route", TokenEvent: "token", RouterStats: "done"}
+    status, stats = "error", None
+    try:
+        async for event in events:
+            yield encode_event(event, event=names[type(event)])
+            if isinstance(event, RouterStats):
+                status, stats = "ok", event
+    except UpstreamError as exc:
+        error = ErrorEvent(**failed_mid_answer(exc)["error"])
+        yield encode_event(error, event="error")
+    except asyncio.CancelledError:
+        status = "cancelled"
+        raise
+    finally:
+        service.record(caller, plan, stats, status, plan.request)
+
+
+async def _whole(
+    events: AsyncIterator[RouterEvent], service: RouterService, caller: str, plan: Plan
+) -> Response:
+    parts: list[str] = []
+    try:
+        async for event in events:
+            if isinstance(event, TokenEvent):
+                parts.append(event.text)
+            elif isinstance(event, RouterStats):
+                service.record(caller, plan, event, "ok", plan.request)
+                return JSONResponse({"text": "".join(parts), **event.model_dump()})
+    except UpstreamError as exc:
+        service.record(caller, plan, None, "error", plan.request)
+        return JSONResponse(failed_mid_answer(exc), status_code=502)
+    raise RuntimeError("stream ended without stats")  # unreachable: relay always ends on stats
