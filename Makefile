@@ -40,7 +40,8 @@ lint: $(STAMP) ## ruff (lint + format), mypy, hadolint
 test: $(STAMP) test-models lint ## install, fetch m1, lint, run the whole suite
 	$(BIN)/pytest
 
-up: $(STAMP) models ## start the model services m1..m5 in the background (logs/pids in .run/)
+up: $(STAMP) models ## start Redis, m1..m5 and the router in the background (logs/pids in .run/)
+	@PYTHON=$(PYTHON) scripts/bootstrap.sh
 	scripts/up.sh
 
 down: ## stop what `make up` started

@@ -14,5 +14,5 @@ for pidfile in .run/*.pid; do
   else
     echo "$name was not running"
   fi
-  rm -f "$pidfile"
+  rm -f "$pidfile" ".run/$name.port"
 done

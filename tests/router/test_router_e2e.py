@@ -221,3 +221,15 @@ def test_health_and_models_show_live_backends(real_router: Proc) -> None:
     assert health["backends"] == {"m1": "up", "m4": "up"}
     models = httpx.get(f"{real_router.url}/models").json()["models"]
     assert [m["model"] for m in models] == ["m1", "m4"]
+
+
+def test_non_streaming_client_disconnect_stops_the_backend(real_router: Proc, m1: Service) -> None:
+    before = m1.metric("polyllm_model_requests_total", model="m1", status="cancelled")
+    body = {"prompt": "Write a long story.", "max_tokens": 900, "model": "m1", "stream": False}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{real_router.url}/generate", json={**body, "cache": False}, timeout=1.0)
+    deadline = time.monotonic() + 10
+    while m1.metric("polyllm_model_requests_total", model="m1", status="cancelled") == before:
+        assert time.monotonic() < deadline, "the backend kept generating"
+        time.sleep(0.05)
+    assert real_router.metric("polyllm_router_requests_total", status="cancelled") >= 1

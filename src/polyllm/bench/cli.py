@@ -66,3 +66,33 @@ def bench_models(
             f"{r['tok_s_loss_pct']}%",
         )  # fmt: skip
     _console.print(table)
+
+
+@bench_app.command("router")
+def bench_router(
+    requests: Annotated[
+        int, typer.Option(min=2, max=10_000, help="Requests per measured path (and cache hits).")
+    ] = 40,
+    rate_calls: Annotated[
+        int, typer.Option(min=2, max=1_000_000, help="Rate-limiter decisions to time.")
+    ] = 2000,
+    models_dir: Annotated[Path, typer.Option(help="Model files (m1.gguf).")] = Path("models"),
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("docs/benchmarks"),
+) -> None:
+    """Router overhead (TTFT and total, vs the model service direct), cache-hit latency and
+    rate-limit decision latency; starts its own Redis, m1 service and router."""
+    from polyllm.bench.router import RouterBenchConfig, run
+
+    cfg = RouterBenchConfig(
+        requests=requests, rate_calls=rate_calls, models_dir=models_dir, out_dir=out
+    )
+    try:
+        rows = run(cfg, echo=_console.print)
+    except RuntimeError as exc:
+        _console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    table = Table("measurement", "N", "p50 ms", "p99 ms", "target", "met")
+    for r in rows:
+        met = "" if r.met is None else ("[green]yes[/green]" if r.met else "[red]no[/red]")
+        table.add_row(r.measurement, str(r.n), f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", r.target, met)
+    _console.print(table)

@@ -13,19 +13,16 @@ import codecs
 import csv
 import logging
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from polyllm.bench.processes import model_service
 from polyllm.bench.sse_client import stream_generate
 from polyllm.models.catalog import CATALOG, ModelSpec
 
@@ -80,43 +77,6 @@ def _prompt_text(kind: str, repeat: int) -> str:
     return f"Note {repeat + 1}. {PROMPTS[kind]}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _service(spec: ModelSpec, cfg: BenchConfig, log_path: Path) -> Iterator[str]:
-    """Run ``polyllm serve-model`` for one model; yield its base URL once healthy."""
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "polyllm", "serve-model", "--model", spec.id, "--port", str(port),
-        "--models-dir", str(cfg.models_dir), "--n-threads", str(cfg.n_threads),
-        "--n-ctx", str(cfg.n_ctx), "--log-level", "WARNING",
-    ]  # fmt: skip
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{spec.id} service exited: see {log_path}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{spec.id} service not healthy after 300 s: see {log_path}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 async def _service_sample(
     client: httpx.AsyncClient, url: str, spec: ModelSpec, kind: str, repeat: int, cfg: BenchConfig
 ) -> Sample:
@@ -168,7 +128,14 @@ def measure_model(spec: ModelSpec, cfg: BenchConfig, log_path: Path) -> list[Sam
                     samples.append(_in_process_sample(llm, spec, kind, repeat, cfg))
                     await asyncio.sleep(PAUSE_S)
 
-    with _service(spec, cfg, log_path) as url:
+    with model_service(
+        spec.id,
+        log_path,
+        models_dir=cfg.models_dir,
+        n_threads=cfg.n_threads,
+        n_ctx=cfg.n_ctx,
+        log_level="WARNING",
+    ) as url:
         llm: Any = Llama(
             model_path=str(cfg.models_dir / f"{spec.id}.gguf"), n_ctx=cfg.n_ctx,
             n_threads=cfg.n_threads, n_threads_batch=cfg.n_threads, verbose=False,

@@ -21,6 +21,9 @@ class StreamResult:
     stats: GenerationStats | None = None
     error: str | None = None
     latency_s: float = 0.0
+    """Request sent → stream closed."""
+    done_s: float | None = None
+    """Request sent → final ``done`` event received (None without one)."""
 
     @property
     def text(self) -> str:
@@ -45,7 +48,8 @@ async def stream_generate(
     client: httpx.AsyncClient, url: str, body: dict[str, object]
 ) -> StreamResult:
     """POST ``body`` to ``url`` (a ``/generate`` endpoint) with streaming on; never raises on
-    HTTP errors: they come back in ``status_code`` and ``error``."""
+    HTTP errors: they come back in ``status_code`` and ``error``. Events other than ``token``,
+    ``done`` and ``error`` (the router's ``route``) are skipped."""
     started = time.perf_counter()
     async with client.stream("POST", url, json={**body, "stream": True}) as resp:
         result = StreamResult(status_code=resp.status_code)
@@ -64,6 +68,7 @@ async def stream_generate(
                 result.chunks.append(token.text)
                 result.token_times.append(now)
             elif event == "done":
+                result.done_s = now
                 result.stats = GenerationStats.model_validate_json(data)
             elif event == "error":
                 result.error = ErrorEvent.model_validate_json(data).message

@@ -13,8 +13,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from polyllm.common.disconnect import ClientGone
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +196,11 @@ def install_error_handlers(
             error_body(message, type_="server_error", code="internal_error"), status_code=500
         )
 
+    async def on_client_gone(request: Request, exc: Exception) -> Response:
+        # Nobody is listening any more; 499 (client closed request) is for the access log.
+        return Response(status_code=499)
+
+    app.add_exception_handler(ClientGone, on_client_gone)
     app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(PolyLLMError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -11,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from polyllm.common.disconnect import ClientGone, unless_disconnected
 from polyllm.common.errors import PolyLLMError, UnknownModel
 from polyllm.common.logging import prompt_hash
 from polyllm.common.openai_api import (
@@ -35,8 +34,6 @@ from polyllm.inference.engine import Generation, LlamaEngine, SamplingParams
 
 router = APIRouter()
 
-DISCONNECT_POLL_S = 0.25
-
 
 def get_engine(request: Request) -> LlamaEngine:
     """The app's engine (set by the lifespan)."""
@@ -54,25 +51,20 @@ def _request_id(request: Request) -> str:
 async def _collect(generation: Generation, request: Request) -> tuple[str, GenerationStats]:
     """Run a generation to the end for a non-streaming caller, cancelling it if they leave."""
 
-    async def watch() -> None:
-        # Starlette offers no disconnect event for a non-streaming handler: poll for it.
-        while not await request.is_disconnected():  # noqa: ASYNC110
-            await asyncio.sleep(DISCONNECT_POLL_S)
-        generation.cancel()
-
-    watcher = asyncio.create_task(watch())
-    parts: list[str] = []
-    try:
+    async def whole() -> tuple[str, GenerationStats]:
+        parts: list[str] = []
         async for event in generation.events():
             if isinstance(event, TokenEvent):
                 parts.append(event.text)
             else:
                 return "".join(parts), event
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-    raise RuntimeError("generation ended without stats")  # unreachable: events() ends on stats
+        raise RuntimeError("generation ended without stats")  # events() always ends on stats
+
+    try:
+        return await unless_disconnected(request, whole())
+    except ClientGone:
+        generation.cancel()
+        raise
 
 
 async def _frames(

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
+from polyllm.common.disconnect import ClientGone, unless_disconnected
 from polyllm.common.errors import PolyLLMError, RateLimited, error_response
 from polyllm.common.schemas import RouteEvent, RouterGenerateRequest, RouterStats, TokenEvent
 from polyllm.router.access import admit
@@ -53,6 +54,37 @@ async def begin(
         status = "invalid" if exc.status_code < 500 else "unavailable"
         service.record(caller, None, None, status, req)
         return error_response(exc)
+
+
+async def collect(
+    request: Request,
+    events: AsyncIterator[RouterEvent],
+    service: RouterService,
+    caller: str,
+    plan: Plan,
+) -> tuple[str, RouterStats] | Response:
+    """The whole answer for a non-streaming caller (recorded), or the error response. A caller
+    who leaves cancels it: the backend connection closes and the backend stops generating."""
+
+    async def whole() -> tuple[str, RouterStats]:
+        parts: list[str] = []
+        async for event in events:
+            if isinstance(event, TokenEvent):
+                parts.append(event.text)
+            elif isinstance(event, RouterStats):
+                return "".join(parts), event
+        raise RuntimeError("stream ended without stats")  # relay always ends on stats
+
+    try:
+        text, stats = await unless_disconnected(request, whole())
+    except UpstreamError as exc:
+        service.record(caller, plan, None, "error", plan.request)
+        return JSONResponse(failed_mid_answer(exc), status_code=502)
+    except ClientGone:
+        service.record(caller, plan, None, "cancelled", plan.request)
+        raise
+    service.record(caller, plan, stats, "ok", plan.request)
+    return text, stats
 
 
 def failed_mid_answer(exc: UpstreamError) -> dict[str, Any]:

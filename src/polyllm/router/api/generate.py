@@ -16,7 +16,7 @@ from polyllm.common.schemas import (
     TokenEvent,
 )
 from polyllm.common.sse import encode_event, sse_response
-from polyllm.router.api.begin import RouterEvent, begin, failed_mid_answer
+from polyllm.router.api.begin import RouterEvent, begin, collect, failed_mid_answer
 from polyllm.router.deps import CallerDep, RequestIdDep, ServiceDep
 from polyllm.router.service import Plan, RouterService
 from polyllm.router.upstream import UpstreamError
@@ -39,7 +39,11 @@ async def generate(
     plan, events = begun
     if body.stream:
         return sse_response(_frames(events, service, caller, plan))
-    return await _whole(events, service, caller, plan)
+    collected = await collect(request, events, service, caller, plan)
+    if isinstance(collected, Response):
+        return collected
+    text, stats = collected
+    return JSONResponse({"text": text, **stats.model_dump()})
 
 
 async def _frames(
@@ -61,20 +65,3 @@ async def _frames(
         raise
     finally:
         service.record(caller, plan, stats, status, plan.request)
-
-
-async def _whole(
-    events: AsyncIterator[RouterEvent], service: RouterService, caller: str, plan: Plan
-) -> Response:
-    parts: list[str] = []
-    try:
-        async for event in events:
-            if isinstance(event, TokenEvent):
-                parts.append(event.text)
-            elif isinstance(event, RouterStats):
-                service.record(caller, plan, event, "ok", plan.request)
-                return JSONResponse({"text": "".join(parts), **event.model_dump()})
-    except UpstreamError as exc:
-        service.record(caller, plan, None, "error", plan.request)
-        return JSONResponse(failed_mid_answer(exc), status_code=502)
-    raise RuntimeError("stream ended without stats")  # unreachable: relay always ends on stats

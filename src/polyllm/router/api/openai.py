@@ -15,7 +15,7 @@ from polyllm.common.openai_api import (
 )
 from polyllm.common.schemas import RouteEvent, RouterGenerateRequest, RouterStats
 from polyllm.common.sse import encode_event, sse_response
-from polyllm.router.api.begin import RouterEvent, begin, failed_mid_answer
+from polyllm.router.api.begin import RouterEvent, begin, collect, failed_mid_answer
 from polyllm.router.deps import CallerDep, RequestIdDep, ServiceDep
 from polyllm.router.service import Plan, RouterService
 from polyllm.router.upstream import UpstreamError
@@ -60,7 +60,20 @@ async def chat_completions(
     completion_id = f"chatcmpl-{request_id}"
     if body.stream:
         return sse_response(_chunks(events, service, caller, plan, completion_id))
-    return await _whole(events, service, caller, plan, completion_id)
+    collected = await collect(request, events, service, caller, plan)
+    if isinstance(collected, Response):
+        return collected
+    text, stats = collected
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": text},
+        "finish_reason": openai_finish_reason(stats.finish_reason),
+    }
+    head = completion_envelope("chat.completion", completion_id, stats.model)
+    usage = _usage(stats)
+    return JSONResponse(
+        {**head, "choices": [choice], "usage": usage, "polyllm": stats.model_dump()}
+    )
 
 
 async def _chunks(
@@ -102,39 +115,6 @@ async def _chunks(
         raise
     finally:
         service.record(caller, plan, stats, status, plan.request)
-
-
-async def _whole(
-    events: AsyncIterator[RouterEvent],
-    service: RouterService,
-    caller: str,
-    plan: Plan,
-    completion_id: str,
-) -> Response:
-    parts: list[str] = []
-    try:
-        async for event in events:
-            if isinstance(event, RouterStats):
-                service.record(caller, plan, event, "ok", plan.request)
-                choice = {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(parts)},
-                    "finish_reason": openai_finish_reason(event.finish_reason),
-                }
-                head = completion_envelope("chat.completion", completion_id, event.model)
-                body = {
-                    **head,
-                    "choices": [choice],
-                    "usage": _usage(event),
-                    "polyllm": event.model_dump(),
-                }
-                return JSONResponse(body)
-            if not isinstance(event, RouteEvent):
-                parts.append(event.text)
-    except UpstreamError as exc:
-        service.record(caller, plan, None, "error", plan.request)
-        return JSONResponse(failed_mid_answer(exc), status_code=502)
-    raise RuntimeError("stream ended without stats")  # unreachable: relay always ends on stats
 
 
 def _usage(stats: RouterStats) -> dict[str, int]:
