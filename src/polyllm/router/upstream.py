@@ -95,10 +95,20 @@ class UpstreamStream:
         assert self.first is not None
         event = self.first
         while True:
-            yield event
             if isinstance(event, GenerationStats):
+                await self._drain()
+                yield event
                 return
+            yield event
             event = await self.next_event()
+
+    async def _drain(self) -> None:
+        """Read the stream to its end after the final event, so the connection goes back to the
+        pool instead of being closed (a new connection per request costs more than a read)."""
+        with contextlib.suppress(httpx.HTTPError, TimeoutError, UpstreamError):
+            async with asyncio.timeout(max(0.001, self._deadline - time.monotonic())):
+                async for _ in self._frames:
+                    pass
 
     async def aclose(self) -> None:
         """Close the connection; a backend still generating sees the disconnect and stops."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, Response
@@ -22,6 +23,7 @@ from polyllm.router.service import Plan, RouterService
 from polyllm.router.upstream import UpstreamError
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 
 @router.post("/generate", response_model=RouterStats)
@@ -52,16 +54,26 @@ async def _frames(
     """SSE frames; a backend failing after the stream started ends it with an ``error`` event."""
     names = {RouteEvent: "route", TokenEvent: "token", RouterStats: "done"}
     status, stats = "error", None
+    held = b""  # the route event travels with the first token: one write, not two
     try:
         async for event in events:
-            yield encode_event(event, event=names[type(event)])
+            frame = encode_event(event, event=names[type(event)])
+            if type(event) is RouteEvent:  # not its subclass RouterStats, the final event
+                held = frame
+                continue
+            yield held + frame
+            held = b""
             if isinstance(event, RouterStats):
                 status, stats = "ok", event
     except UpstreamError as exc:
         error = ErrorEvent(**failed_mid_answer(exc)["error"])
-        yield encode_event(error, event="error")
+        yield held + encode_event(error, event="error")
     except asyncio.CancelledError:
         status = "cancelled"
         raise
+    except Exception as exc:  # a bug of ours mid-stream: say so, never end as if complete
+        log.exception("stream failed", extra={"fields": {"request_id": plan.request_id}})
+        error = ErrorEvent(message=f"internal error: {type(exc).__name__}", code="internal_error")
+        yield held + encode_event(error, event="error")
     finally:
         service.record(caller, plan, stats, status, plan.request)
