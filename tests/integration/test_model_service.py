@@ -14,6 +14,7 @@ import pytest
 
 from polyllm.bench import sse_client
 from polyllm.common.schemas import GenerateResponse, GenerationStats, TokenEvent
+from tests.waiting import wait_until
 
 from .conftest import REPO, Service, free_port, launch, stop, wait_healthy
 
@@ -248,10 +249,20 @@ def test_full_queue_answers_503_with_retry_after(m1: Service) -> None:
 
 
 def _wait_idle(service: Service, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while service.metric("polyllm_model_queue_depth", model="m1") != 0:
-        assert time.monotonic() < deadline, "queue never drained"
-        time.sleep(0.05)
+    wait_until(
+        lambda: service.metric("polyllm_model_queue_depth", model="m1") == 0,
+        "queue never drained",
+        timeout_s,
+    )
+
+
+def _wait_cancelled(service: Service, before: float) -> None:
+    wait_until(
+        lambda: (
+            service.metric("polyllm_model_requests_total", model="m1", status="cancelled") > before
+        ),
+        "generation was not cancelled",
+    )
 
 
 def test_client_disconnect_stops_generation(m1: Service) -> None:
@@ -271,13 +282,7 @@ def test_client_disconnect_stops_generation(m1: Service) -> None:
                     return  # closing the response drops the connection
 
     asyncio.run(read_a_few_then_leave())
-    deadline = time.monotonic() + 10
-    while (
-        m1.metric("polyllm_model_requests_total", model="m1", status="cancelled")
-        == cancelled_before
-    ):
-        assert time.monotonic() < deadline, "generation was not cancelled"
-        time.sleep(0.05)
+    _wait_cancelled(m1, cancelled_before)
     _wait_idle(m1)
     # At ~100 tok/s an uncancelled request would have produced up to 900 tokens by now.
     assert m1.metric("polyllm_model_tokens_generated_total", model="m1") - tokens_before < 200
@@ -288,13 +293,7 @@ def test_non_streaming_client_disconnect_stops_generation(m1: Service) -> None:
     body = {"prompt": "Write a very long story about a dragon.", "max_tokens": 900, "stream": False}
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{m1.url}/generate", json=body, timeout=0.5)
-    deadline = time.monotonic() + 10
-    while (
-        m1.metric("polyllm_model_requests_total", model="m1", status="cancelled")
-        == cancelled_before
-    ):
-        assert time.monotonic() < deadline, "generation was not cancelled"
-        time.sleep(0.05)
+    _wait_cancelled(m1, cancelled_before)
     _wait_idle(m1)
 
 

@@ -18,6 +18,7 @@ from polyllm.common.sse import iter_frames
 from tests.integration.conftest import MODELS_DIR, Service, launch, stop, wait_healthy
 from tests.redis_server import RedisServer
 from tests.router.processes import Proc, fake_backend, registry_entry, router
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -168,8 +169,12 @@ def test_request_id_reaches_the_backend(real_router: Proc, m1: Service) -> None:
     assert '"request_id": "route-me-7"' in m1.log()
 
 
+def cancelled(service: Service) -> float:
+    return service.metric("polyllm_model_requests_total", model="m1", status="cancelled")
+
+
 def test_client_disconnect_stops_the_backend(real_router: Proc, m1: Service) -> None:
-    before = m1.metric("polyllm_model_requests_total", model="m1", status="cancelled")
+    before = cancelled(m1)
 
     async def leave_early() -> None:
         body = {"prompt": "Write a long story.", "max_tokens": 900, "model": "m1", "cache": False}
@@ -184,10 +189,7 @@ def test_client_disconnect_stops_the_backend(real_router: Proc, m1: Service) -> 
                     return
 
     asyncio.run(leave_early())
-    deadline = time.monotonic() + 10
-    while m1.metric("polyllm_model_requests_total", model="m1", status="cancelled") == before:
-        assert time.monotonic() < deadline, "the backend kept generating"
-        time.sleep(0.05)
+    wait_until(lambda: cancelled(m1) > before, "the backend kept generating")
 
 
 @pytest.mark.parametrize(
@@ -224,12 +226,9 @@ def test_health_and_models_show_live_backends(real_router: Proc) -> None:
 
 
 def test_non_streaming_client_disconnect_stops_the_backend(real_router: Proc, m1: Service) -> None:
-    before = m1.metric("polyllm_model_requests_total", model="m1", status="cancelled")
+    before = cancelled(m1)
     body = {"prompt": "Write a long story.", "max_tokens": 900, "model": "m1", "stream": False}
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{real_router.url}/generate", json={**body, "cache": False}, timeout=1.0)
-    deadline = time.monotonic() + 10
-    while m1.metric("polyllm_model_requests_total", model="m1", status="cancelled") == before:
-        assert time.monotonic() < deadline, "the backend kept generating"
-        time.sleep(0.05)
+    wait_until(lambda: cancelled(m1) > before, "the backend kept generating")
     assert real_router.metric("polyllm_router_requests_total", status="cancelled") >= 1

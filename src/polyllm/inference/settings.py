@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
+from polyllm.common.settings import LogLevel, service_settings_config
 from polyllm.models.catalog import CATALOG, ModelSpec, resolve_spec
 
 
@@ -20,14 +20,7 @@ def default_threads() -> int:
 class InferenceSettings(BaseSettings):
     """How one model service loads its model and admits requests."""
 
-    model_config = SettingsConfigDict(
-        cli_kebab_case=True,
-        cli_implicit_flags=True,
-        cli_prog_name="polyllm serve-model",
-        cli_exit_on_error=False,
-        populate_by_name=True,
-        extra="ignore",
-    )
+    model_config = service_settings_config("polyllm serve-model")
 
     model_id: str = Field(
         default="m1",
@@ -68,9 +61,7 @@ class InferenceSettings(BaseSettings):
         default=True,
         description="Generate a few tokens at start-up so /health means 'can generate'.",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Log level."
-    )
+    log_level: LogLevel = Field(default="INFO", description="Log level.")
 
     @model_validator(mode="after")
     def _known_model(self) -> InferenceSettings:

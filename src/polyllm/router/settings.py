@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from polyllm.common.settings import LogLevel, service_settings_config
 
 
 class RouterSettings(BaseSettings):
     """How the router reaches its backends, Redis, and what it lets callers do."""
 
-    model_config = SettingsConfigDict(
-        cli_kebab_case=True,
-        cli_implicit_flags=True,
-        cli_prog_name="polyllm serve-router",
-        cli_exit_on_error=False,
-        populate_by_name=True,
-        extra="ignore",
-    )
+    model_config = service_settings_config("polyllm serve-router")
 
     host: str = Field(default="127.0.0.1", description="Listen address.")
     port: int = Field(default=8000, ge=1, le=65535, description="Listen port.")
@@ -95,9 +88,7 @@ class RouterSettings(BaseSettings):
         description="Below this confidence the policy's choice is escalated one tier up.",
     )
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Log level."
-    )
+    log_level: LogLevel = Field(default="INFO", description="Log level.")
 
     @model_validator(mode="after")
     def _timeouts_nest(self) -> RouterSettings:
