@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from polyllm.router.backends import BackendSpec
 from polyllm.router.cascade import attempt_order
 from polyllm.router.features import extract
 from polyllm.router.policy import POLICIES, Candidate, Decision
-from polyllm.router.registry import BackendSpec
 
 CANDIDATES = [Candidate("m1", 1), Candidate("m2", 2), Candidate("m3", 3), Candidate("m4", 4)]
 

@@ -17,11 +17,12 @@ from polyllm.common.errors import install_error_handlers
 from polyllm.common.middleware import RequestIdMiddleware
 from polyllm.router.access import AccessMiddleware, AccessPolicy
 from polyllm.router.api import generate, openai, status
+from polyllm.router.backends import load_registry
 from polyllm.router.cache import RedisResponseCache
 from polyllm.router.metrics import RouterMetrics
 from polyllm.router.policy import POLICIES
 from polyllm.router.ratelimit import TokenBucket
-from polyllm.router.registry import Registry, load_registry
+from polyllm.router.registry import Registry
 from polyllm.router.service import RouterService
 from polyllm.router.settings import RouterSettings
 

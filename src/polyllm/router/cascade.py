@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from polyllm.common.errors import PolyLLMError
 from polyllm.common.schemas import FallbackAttempt
-from polyllm.router.registry import BackendSpec
+from polyllm.router.backends import BackendSpec
 from polyllm.router.upstream import UpstreamError, UpstreamStream
 
 

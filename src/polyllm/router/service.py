@@ -23,12 +23,13 @@ from polyllm.common.schemas import (
     RouterStats,
     TokenEvent,
 )
+from polyllm.router.backends import BackendSpec
 from polyllm.router.cache import CachedAnswer, RedisResponseCache, cache_key, is_cacheable
 from polyllm.router.cascade import NoHealthyBackend, attempt_order, run_cascade
 from polyllm.router.features import extract
 from polyllm.router.metrics import RouterMetrics
 from polyllm.router.policy import Candidate, Decision, RoutingPolicy
-from polyllm.router.registry import BackendSpec, Registry
+from polyllm.router.registry import Registry
 from polyllm.router.settings import RouterSettings
 from polyllm.router.upstream import (
     OpenAIChatParser,

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from polyllm.common.middleware import REQUEST_ID_HEADER
 from polyllm.common.schemas import ErrorEvent, GenerationStats, TokenEvent
 from polyllm.common.sse import iter_frames
-from polyllm.router.registry import BackendSpec
+from polyllm.router.backends import BackendSpec
 
 Event = TokenEvent | GenerationStats
 FrameParser = Callable[[str | None, str], "Event | None"]
