@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -96,3 +97,35 @@ def bench_router(
         met = "" if r.met is None else ("[green]yes[/green]" if r.met else "[red]no[/red]")
         table.add_row(r.measurement, str(r.n), f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", r.target, met)
     _console.print(table)
+
+
+def smoke_command(
+    config: Annotated[Path | None, typer.Option(help="Stack config [polyllm.yaml].")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("docs/benchmarks"),
+) -> None:
+    """Send the same prompts to every model and through the router of the running stack."""
+    from polyllm.bench.smoke import smoke
+    from polyllm.stack.config import StackConfigError, load_stack_config
+
+    try:
+        stack = load_stack_config(config)
+    except StackConfigError as exc:
+        _console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    try:
+        rows, report = smoke(stack, out)
+    except httpx.TransportError as exc:
+        _console.print(f"[red]error:[/red] the stack is not answering ({exc}); run `make up`")
+        raise typer.Exit(1) from None
+    table = Table("target", "model", "prompt", "status", "TTFT s", "latency s", "tok/s", "response")
+    for r in rows:
+        table.add_row(
+            r.target, r.model, str(r.prompt), str(r.status),
+            f"{r.ttft_s:.3f}" if r.ttft_s is not None else "-", f"{r.latency_s:.3f}",
+            f"{r.tokens_per_s:.1f}" if r.tokens_per_s is not None else "-",
+            (r.error or r.response)[:40],
+        )  # fmt: skip
+    _console.print(table)
+    _console.print(f"wrote {report}")
+    if any(r.status != 200 or r.error for r in rows):
+        raise typer.Exit(1)

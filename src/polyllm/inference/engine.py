@@ -66,6 +66,8 @@ class _Job:
     admitted_at: float
     emit: Callable[[Event | BaseException], None]
     cancel: threading.Event = field(default_factory=threading.Event)
+    started_at: float = 0.0
+    """When the worker picked the job up (queue wait = started_at - admitted_at)."""
 
 
 class Generation:
@@ -138,7 +140,6 @@ class LlamaEngine:
 
         Call it on the thread that will decode (see :meth:`start`)."""
         from llama_cpp import Llama, llama_supports_gpu_offload
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         path = self.settings.resolved_model_path
         if not path.is_file():
@@ -164,15 +165,7 @@ class LlamaEngine:
             )
         except ValueError as exc:  # llama-cpp-python's way of saying "failed to load"
             raise EngineError(f"llama.cpp could not load {path}: {exc}") from exc
-        template = self._llm.metadata.get("tokenizer.chat_template")
-        if template and self.settings.spec.chat_template:
-            model = self._llm._model  # llama-cpp-python exposes token texts only here
-            eos, bos = model.token_eos(), model.token_bos()
-            self._chat = Jinja2ChatFormatter(
-                template=template,
-                eos_token=model.token_get_text(eos) if eos != -1 else "",
-                bos_token=model.token_get_text(bos) if bos != -1 else "",
-            )
+        self._chat = self._chat_formatter()
         log.info(
             "model loaded",
             extra={
@@ -190,6 +183,21 @@ class LlamaEngine:
         if self.settings.warmup:
             self._warmup()
         self._ready.set()
+
+    def _chat_formatter(self) -> Any:
+        """The GGUF's own chat template, for models the catalog lists as instruct models."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not (template and self.settings.spec.chat_template):
+            return None
+        model = self._llm._model  # llama-cpp-python exposes token texts only here
+        eos, bos = model.token_eos(), model.token_bos()
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=model.token_get_text(eos) if eos != -1 else "",
+            bos_token=model.token_get_text(bos) if bos != -1 else "",
+        )
 
     def _file_sha256(self) -> str:
         """The served file's sha256 (cached by the fetcher for files in the models dir);
@@ -212,7 +220,8 @@ class LlamaEngine:
     def _warmup(self) -> None:
         prompt = self.prepare("Say hello.", raw=False, max_tokens=4)
         params = SamplingParams(max_tokens=4, temp=0.0, top_p=1.0, stop=[], seed=0)
-        job = _Job(prompt, params, "warmup", "-", time.perf_counter(), lambda _: None)
+        now = time.perf_counter()
+        job = _Job(prompt, params, "warmup", "-", now, lambda _: None, started_at=now)
         stats = self._generate(job)
         log.info(
             "warm-up done", extra={"fields": {"model_id": self.model_id, "ttft_s": stats.ttft_s}}
@@ -311,6 +320,7 @@ class LlamaEngine:
 
     def _run(self, job: _Job) -> None:
         """Worker-thread entry: generate, record the outcome, hand the result to the caller."""
+        job.started_at = time.perf_counter()
         try:
             stats = self._generate(job)
         except Exception as exc:
@@ -345,29 +355,16 @@ class LlamaEngine:
         from llama_cpp import llama_vocab_is_eog
 
         llm, params = self._llm, job.params
-        started = time.perf_counter()
-        queue_s = started - job.admitted_at
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        matcher = StopMatcher([*params.stop, *job.prompt.stops])
+        out = _TextOut(job.emit, [*params.stop, *job.prompt.stops])
         first_at = last_at = 0.0
-        n_tokens = index = 0
-        finish: FinishReason = "length"
-
-        def send(text: str) -> None:
-            nonlocal index
-            if text:
-                job.emit(TokenEvent(text=text, index=index))
-                index += 1
-
-        if job.cancel.is_set():  # the caller left while waiting in the queue
-            finish = "cancelled"
-        else:
+        n_tokens = 0
+        finish: FinishReason = "cancelled" if job.cancel.is_set() else "length"
+        if finish != "cancelled":  # else the caller left while waiting in the queue
             llm.set_seed(params.seed if params.seed is not None else secrets.randbelow(2**31))
             vocab = llm._model.vocab  # end-of-generation tokens are only exposed on the vocab
-            tokens = llm.generate(
+            for token in llm.generate(
                 job.prompt.tokens, temp=params.temp, top_p=params.top_p, reset=True
-            )
-            for token in tokens:
+            ):
                 if job.cancel.is_set():
                     finish = "cancelled"
                     break
@@ -377,17 +374,21 @@ class LlamaEngine:
                 n_tokens += 1
                 last_at = time.perf_counter()
                 first_at = first_at or last_at
-                send(matcher.feed(decoder.decode(llm.detokenize([token]))))
-                if matcher.stopped:
+                if out.token(llm.detokenize([token])):
                     finish = "stop"
                     break
                 if n_tokens >= params.max_tokens:
                     break
-            if finish != "cancelled" and not matcher.stopped:
-                send(matcher.feed(decoder.decode(b"", final=True)))
-                send(matcher.flush())
+            if finish != "cancelled":
+                out.finish()
+        return self._stats(job, finish, n_tokens, first_at, last_at)
+
+    def _stats(
+        self, job: _Job, finish: FinishReason, n_tokens: int, first_at: float, last_at: float
+    ) -> GenerationStats:
         end = time.perf_counter()
         decode_s = last_at - first_at
+        rate = (n_tokens - 1) / decode_s if n_tokens > 1 and decode_s > 0 else 0.0
         return GenerationStats(
             model=self.model_id,
             finish_reason=finish,
@@ -395,8 +396,32 @@ class LlamaEngine:
             completion_tokens=n_tokens,
             ttft_s=round((first_at or end) - job.admitted_at, 6),
             latency_s=round(end - job.admitted_at, 6),
-            tokens_per_s=round((n_tokens - 1) / decode_s, 3)
-            if n_tokens > 1 and decode_s > 0
-            else 0.0,
-            queue_s=round(queue_s, 6),
+            tokens_per_s=round(rate, 3),
+            queue_s=round(job.started_at - job.admitted_at, 6),
         )
+
+
+class _TextOut:
+    """Token bytes in, text events out: only complete UTF-8, and never a stop string."""
+
+    def __init__(self, emit: Callable[[Event | BaseException], None], stops: list[str]) -> None:
+        self._emit = emit
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._matcher = StopMatcher(stops)
+        self._index = 0
+
+    def token(self, piece: bytes) -> bool:
+        """Add one token's bytes; True when a stop string has ended the text."""
+        self._send(self._matcher.feed(self._decoder.decode(piece)))
+        return self._matcher.stopped
+
+    def finish(self) -> None:
+        """Emit what was held back, at the end of generation."""
+        if not self._matcher.stopped:
+            self._send(self._matcher.feed(self._decoder.decode(b"", final=True)))
+            self._send(self._matcher.flush())
+
+    def _send(self, text: str) -> None:
+        if text:
+            self._emit(TokenEvent(text=text, index=self._index))
+            self._index += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import httpx
 import redis.asyncio as aioredis
@@ -17,7 +17,7 @@ from polyllm.common.errors import install_error_handlers
 from polyllm.common.middleware import RequestIdMiddleware
 from polyllm.router.access import AccessMiddleware, AccessPolicy
 from polyllm.router.api import generate, openai, status
-from polyllm.router.backends import load_registry
+from polyllm.router.backends import BackendSpec, load_registry
 from polyllm.router.cache import RedisResponseCache
 from polyllm.router.metrics import RouterMetrics
 from polyllm.router.policy import POLICIES
@@ -31,6 +31,46 @@ log = logging.getLogger(__name__)
 POOL_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 
 
+@contextlib.asynccontextmanager
+async def running_service(
+    settings: RouterSettings, specs: Mapping[str, BackendSpec]
+) -> AsyncIterator[RouterService]:
+    """The router's parts, connected and started; closed again on exit."""
+    metrics = RouterMetrics()
+    # A bounded pool: a burst waits for a connection instead of opening hundreds of them.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        socket_timeout=settings.redis_timeout_s,
+    )
+    redis = aioredis.Redis(connection_pool=pool)
+    client = httpx.AsyncClient(limits=POOL_LIMITS, timeout=settings.total_timeout_s)
+    registry = Registry(
+        specs,
+        client,
+        interval_s=settings.health_interval_s,
+        eject_after_failures=settings.eject_after_failures,
+        cooldown_s=settings.eject_cooldown_s,
+        on_change=lambda model, up: metrics.backend_up.labels(model).set(1 if up else 0),
+    )
+    cache = (
+        RedisResponseCache(redis, ttl_s=settings.cache_ttl_s) if settings.cache_enabled else None
+    )
+    policy = POLICIES[settings.policy]()
+    service = RouterService(settings, registry, policy, cache, client, metrics, redis)
+    await registry.start()
+    log.info("router ready", extra={"fields": {"models": list(specs), "policy": policy.name}})
+    try:
+        yield service
+    finally:
+        await registry.close()
+        await client.aclose()
+        await redis.aclose()
+        await pool.aclose()
+
+
 def create_app(settings: RouterSettings) -> FastAPI:
     """Build the router for ``settings``; nothing connects until the app starts."""
     specs = load_registry(settings.registry)  # bad registry → fail before listening
@@ -40,46 +80,10 @@ def create_app(settings: RouterSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        metrics = RouterMetrics()
-        # A bounded pool: a burst waits for a connection instead of opening hundreds of them.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=settings.redis_max_connections,
-            timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
-            socket_timeout=settings.redis_timeout_s,
-        )
-        redis = aioredis.Redis(connection_pool=pool)
-        client = httpx.AsyncClient(limits=POOL_LIMITS, timeout=settings.total_timeout_s)
-        registry = Registry(
-            specs,
-            client,
-            interval_s=settings.health_interval_s,
-            eject_after_failures=settings.eject_after_failures,
-            cooldown_s=settings.eject_cooldown_s,
-            on_change=lambda model, up: metrics.backend_up.labels(model).set(1 if up else 0),
-        )
-        cache = (
-            RedisResponseCache(redis, ttl_s=settings.cache_ttl_s)
-            if settings.cache_enabled
-            else None
-        )
-        service = RouterService(
-            settings, registry, POLICIES[settings.policy](), cache, client, metrics
-        )
-        app.state.service, app.state.access, app.state.redis = service, access, redis
-        app.state.bucket = TokenBucket(redis)
-        await registry.start()
-        log.info(
-            "router ready", extra={"fields": {"models": list(specs), "policy": settings.policy}}
-        )
-        try:
+        async with running_service(settings, specs) as service:
+            app.state.service, app.state.access = service, access
+            app.state.redis, app.state.bucket = service.redis, TokenBucket(service.redis)
             yield
-        finally:
-            await registry.close()
-            await client.aclose()
-            await redis.aclose()
-            await pool.aclose()
 
     app = FastAPI(title="PolyLLM router", version=__version__, lifespan=lifespan)
     app.add_middleware(AccessMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from polyllm.common.errors import InvalidRequest
@@ -89,8 +90,10 @@ class RouterService:
         cache: RedisResponseCache | None,
         client: httpx.AsyncClient,
         metrics: RouterMetrics,
+        redis: Redis,
     ) -> None:
         self.settings = settings
+        self.redis = redis
         self.registry = registry
         self.policy = policy
         self.cache = cache

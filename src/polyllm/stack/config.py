@@ -35,7 +35,13 @@ class RouterConfig(_Strict):
     def _known_settings(self) -> RouterConfig:
         from polyllm.router.settings import RouterSettings
 
-        known = {name.upper() for name in RouterSettings.model_fields}
+        known = {name.upper() for name in RouterSettings.model_fields} | {
+            alias.upper()
+            for field in RouterSettings.model_fields.values()
+            if field.validation_alias is not None
+            for alias in getattr(field.validation_alias, "choices", [])
+            if isinstance(alias, str)
+        }
         unknown = sorted(k for k in self.settings if k.upper() not in known)
         if unknown:
             raise ValueError(f"unknown router settings {unknown} (see polyllm serve-router --help)")
