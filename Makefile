@@ -40,15 +40,17 @@ lint: $(STAMP) ## ruff (lint + format), mypy, hadolint
 test: $(STAMP) test-models lint ## install, fetch m1, lint, run the whole suite
 	$(BIN)/pytest
 
-up: $(STAMP) models ## start Redis, m1..m5 and the router in the background (logs/pids in .run/)
+up: $(STAMP) models ## start the stack (polyllm.yaml) in the background, wait until healthy
 	@PYTHON=$(PYTHON) scripts/bootstrap.sh
-	scripts/up.sh
+	$(BIN)/polyllm up
 
 down: ## stop what `make up` started
-	scripts/down.sh
+	@test -x $(BIN)/polyllm || { echo "no $(VENV): nothing was started by make up"; exit 0; }
+	$(BIN)/polyllm down
 
-status: ## show the services `make up` started
-	scripts/status.sh
+status: ## show the services `make up` started: pid, port, health, memory
+	@test -x $(BIN)/polyllm || { echo "no $(VENV): run make up"; exit 1; }
+	$(BIN)/polyllm status
 
 bench: $(STAMP) models ## measure TTFT and tokens/s of every model (docs/benchmarks/)
 	$(BIN)/polyllm bench models

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure this machine can build the virtualenv: Python >= 3.11 with venv, a C++ compiler and
-# cmake (llama-cpp-python compiles llama.cpp), and run the tests: redis-server (the router tests
-# start their own on free ports). As root on Debian, installs what is missing; otherwise says
+# cmake (llama-cpp-python compiles llama.cpp), run the tests: redis-server (the router tests
+# start their own on free ports), and run the stack: prometheus and prometheus-node-exporter
+# (`polyllm up` starts its own). As root on Debian, installs what is missing; otherwise says
 # what to install.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
@@ -17,16 +18,22 @@ command -v g++ >/dev/null || missing+=(build-essential)
 command -v cmake >/dev/null || missing+=(cmake)
 command -v curl >/dev/null || missing+=(curl)
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   echo "installing Debian packages: ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-  if [[ " ${missing[*]} " == *" redis-server "* ]]; then
-    # the package may start a system Redis on 6379, the port the stack's own Redis uses;
-    # the tests start theirs on free ports, so none is wanted (not running is fine too)
-    systemctl disable --now redis-server >/dev/null 2>&1 || service redis-server stop >/dev/null 2>&1 || true
-  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # These packages may start system services on the ports the stack's own processes use
+  # (Redis 6379, Prometheus 9090, node exporter 9100); `polyllm up` starts its own and the tests
+  # use free ports, so none is wanted: stop and disable them (not running is fine too).
+  for service in redis-server prometheus prometheus-node-exporter; do
+    [[ " ${missing[*]} " == *" $service "* ]] || continue
+    systemctl disable --now "$service" >/dev/null 2>&1 \
+      || { service "$service" stop >/dev/null 2>&1; update-rc.d "$service" disable >/dev/null 2>&1; } \
+      || true
+  done
 else
   echo "error: install these packages first: ${missing[*]} (e.g. sudo apt-get install ${missing[*]})" >&2
   exit 1

@@ -1,4 +1,4 @@
-"""``polyllm …``: the one entry point (serve-model, models, bench)."""
+"""``polyllm …``: the one entry point (serve-model, serve-router, up/down/status, models, bench)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ from rich.console import Console
 from polyllm.bench.cli import bench_app
 from polyllm.models.catalog import UnknownModelError
 from polyllm.models.cli import models_app
+from polyllm.stack.cli import down_command, status_command, up_command
 
 app = typer.Typer(
     help="PolyLLM: several small local GGUF models behind one smart router.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
+app.command("up")(up_command)
+app.command("down")(down_command)
+app.command("status")(status_command)
 
 _err = Console(stderr=True, soft_wrap=True)
 _PASS_THROUGH: dict[str, Any] = {
