@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
 
-from polyllm.bench.cli import bench_app
+from polyllm.bench.cli import bench_app, smoke_command
 from polyllm.models.catalog import UnknownModelError
 from polyllm.models.cli import models_app
 from polyllm.stack.cli import down_command, status_command, up_command
@@ -23,6 +23,7 @@ app.add_typer(bench_app, name="bench")
 app.command("up")(up_command)
 app.command("down")(down_command)
 app.command("status")(status_command)
+app.command("smoke")(smoke_command)
 
 _err = Console(stderr=True, soft_wrap=True)
 _PASS_THROUGH: dict[str, Any] = {
