@@ -14,6 +14,7 @@ from polyllm.bench.cli import bench_app, smoke_command
 from polyllm.models.catalog import UnknownModelError
 from polyllm.models.cli import models_app
 from polyllm.stack.cli import down_command, status_command, up_command
+from polyllm.training.collect_cli import collect_command
 
 app = typer.Typer(
     help="PolyLLM: several small local GGUF models behind one smart router.", no_args_is_help=True
@@ -24,6 +25,7 @@ app.command("up")(up_command)
 app.command("down")(down_command)
 app.command("status")(status_command)
 app.command("smoke")(smoke_command)
+app.command("collect")(collect_command)
 
 _err = Console(stderr=True, soft_wrap=True)
 _PASS_THROUGH: dict[str, Any] = {

@@ -1,0 +1,1 @@
+"""Router intelligence: the prompt dataset, response collection, scoring, labels, training."""

@@ -1,0 +1,185 @@
+"""``polyllm collect``: every prompt to every distinct model, recorded by prompt id.
+
+Records are appended (one JSON line, flushed, per answer) to a working file, so a killed run
+loses at most the answers in flight; a rerun skips every (prompt id, model) pair already answered
+without error. ``compact`` folds the working file into the committed, compressed
+``data/responses.jsonl.gz``. Prompt text is never stored: join on ``id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from polyllm.models.catalog import CATALOG
+
+log = logging.getLogger(__name__)
+
+COMMITTED = Path("data/responses.jsonl.gz")
+WORKING = Path(".cache/collect/responses.jsonl")
+
+# Completion budget per category, written into every record: enough for a worked answer,
+# short where the answer is a fact or a letter.
+MAX_TOKENS = {
+    "coding": 384,
+    "math": 320,
+    "reasoning": 192,
+    "knowledge": 64,
+    "instruction_following": 384,
+    "chat": 384,
+}
+DEFAULT_MAX_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One model's answer to one prompt (no prompt text)."""
+
+    id: str
+    model: str
+    response: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_s: float
+    latency_s: float
+    tokens_per_s: float
+    finish_reason: str | None
+    model_sha256: str
+    settings: dict[str, Any]
+    error: str | None
+    collected_at: float
+
+
+def distinct_models(models: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """Models that need their own answers, and ``{model: model it inherits from}`` for models
+    serving the same file as an earlier one (m5 → m4 by default)."""
+    by_sha: dict[str, str] = {}
+    inherits: dict[str, str] = {}
+    for model in models:
+        sha = CATALOG[model].sha256
+        if sha in by_sha:
+            inherits[model] = by_sha[sha]
+        else:
+            by_sha[sha] = model
+    return list(by_sha.values()), inherits
+
+
+def read_answers(*paths: Path) -> Iterator[dict[str, Any]]:
+    """Every record in the committed file and the working file (either may be missing)."""
+    for path in paths:
+        if not path.exists():
+            continue
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def answered(*paths: Path) -> set[tuple[str, str]]:
+    """(prompt id, model) pairs with an answer that is not an error."""
+    return {(r["id"], r["model"]) for r in read_answers(*paths) if not r.get("error")}
+
+
+def order(prompts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """A fixed, well-mixed order (by a hash of the id), so a partial collection covers every
+    category and source evenly."""
+    return sorted(prompts, key=lambda p: hashlib.sha256(str(p["id"]).encode()).hexdigest())
+
+
+class AnswerLog:
+    """The append-only working file: one line per answer, flushed at once."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8")
+
+    def append(self, answer: Answer) -> None:
+        self._file.write(json.dumps(asdict(answer), ensure_ascii=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+async def ask(
+    client: httpx.AsyncClient, url: str, model: str, prompt: Mapping[str, Any], sha: str
+) -> Answer:
+    """One greedy generation through a model service; failures become error records."""
+    max_tokens = MAX_TOKENS.get(str(prompt.get("category")), DEFAULT_MAX_TOKENS)
+    settings = {"temp": 0.0, "max_tokens": max_tokens, "raw": False, "top_p": 1.0}
+    body = {"prompt": prompt["prompt"], "stream": False, **settings}
+    started = time.perf_counter()
+    try:
+        resp = await client.post(f"{url}/generate", json=body)
+        data = resp.json()
+        if resp.status_code != 200:
+            raise RuntimeError(f"HTTP {resp.status_code}: {data.get('error', {}).get('message')}")
+    except (httpx.HTTPError, RuntimeError, ValueError) as exc:
+        return Answer(
+            str(prompt["id"]), model, None, 0, 0, 0.0, time.perf_counter() - started, 0.0, None,
+            sha, settings, f"{type(exc).__name__}: {exc}", time.time(),
+        )  # fmt: skip
+    return Answer(
+        str(prompt["id"]), model, data["text"], data["prompt_tokens"], data["completion_tokens"],
+        data["ttft_s"], data["latency_s"], data["tokens_per_s"], data["finish_reason"], sha,
+        settings, None, time.time(),
+    )  # fmt: skip
+
+
+async def collect(
+    prompts: Sequence[Mapping[str, Any]],
+    urls: Mapping[str, str],
+    log_file: AnswerLog,
+    done: set[tuple[str, str]],
+    *,
+    concurrency: int = 2,
+    on_answer: Any = None,
+) -> int:
+    """Answer every (prompt, model) pair not in ``done``; returns how many were attempted."""
+    pairs = [(p, m) for p in order(prompts) for m in urls if (str(p["id"]), m) not in done]
+    queue: asyncio.Queue[tuple[Mapping[str, Any], str]] = asyncio.Queue()
+    for pair in pairs:
+        queue.put_nowait(pair)
+    async with httpx.AsyncClient(timeout=600) as client:
+        shas = {m: CATALOG[m].sha256 for m in urls}
+
+        async def worker() -> None:
+            while not queue.empty():
+                prompt, model = queue.get_nowait()
+                answer = await ask(client, urls[model], model, prompt, shas[model])
+                log_file.append(answer)
+                if on_answer is not None:
+                    on_answer(answer)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    return len(pairs)
+
+
+def compact(committed: Path = COMMITTED, working: Path = WORKING) -> int:
+    """Fold the working file into the committed one: the newest good answer per pair (an
+    error is kept only where no good answer exists). Returns the number of records written."""
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in read_answers(committed, working):
+        key = (record["id"], record["model"])
+        if key not in best or best[key].get("error") or not record.get("error"):
+            best[key] = record
+    committed.parent.mkdir(parents=True, exist_ok=True)
+    tmp = committed.with_suffix(".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as f:
+        for key in sorted(best):
+            f.write(json.dumps(best[key], ensure_ascii=False, sort_keys=True) + "\n")
+    tmp.replace(committed)
+    if working.exists():
+        working.unlink()
+    return len(best)

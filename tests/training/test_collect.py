@@ -1,0 +1,109 @@
+"""Collection: the real m1 service answers; the bookkeeping around it is exact."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from polyllm.training.collect import (
+    Answer,
+    AnswerLog,
+    answered,
+    collect,
+    compact,
+    distinct_models,
+    order,
+    read_answers,
+)
+from tests.integration.conftest import MODELS_DIR, Service, launch, stop, wait_healthy
+
+PROMPTS = [
+    {"id": "t/1", "category": "knowledge", "prompt": "What is the capital of Italy?"},
+    {"id": "t/2", "category": "math", "prompt": "What is 2 + 3?"},
+]
+
+
+def answer(id_: str, model: str, error: str | None = None, text: str = "x") -> Answer:
+    return Answer(id_, model, None if error else text, 5, 3, 0.1, 0.2, 20.0,
+                  None if error else "stop", "sha", {"temp": 0.0}, error, 0.0)  # fmt: skip
+
+
+def test_m5_inherits_m4_because_it_serves_the_same_file() -> None:
+    own, inherits = distinct_models(["m1", "m2", "m3", "m4", "m5"])
+    assert own == ["m1", "m2", "m3", "m4"]
+    assert inherits == {"m5": "m4"}
+
+
+def test_order_is_fixed_and_mixes_sources() -> None:
+    prompts = [{"id": f"{src}/{i}"} for src in ("a", "b") for i in range(50)]
+    first = [p["id"] for p in order(prompts)]
+    assert first == [p["id"] for p in order(list(reversed(prompts)))]
+    assert {i.split("/")[0] for i in first[:10]} == {"a", "b"}
+
+
+def test_errors_are_retried_and_compaction_keeps_the_good_answer(tmp_path: Path) -> None:
+    working, committed = tmp_path / "work.jsonl", tmp_path / "data" / "responses.jsonl.gz"
+    log = AnswerLog(working)
+    log.append(answer("p/1", "m1", error="timeout"))
+    log.append(answer("p/2", "m1"))
+    log.close()
+    assert answered(committed, working) == {("p/2", "m1")}  # the error will be retried
+    log = AnswerLog(working)
+    log.append(answer("p/1", "m1", text="good"))
+    log.append(answer("p/3", "m1", error="boom"))
+    log.close()
+    assert compact(committed, working) == 3
+    assert not working.exists()
+    records = {(r["id"], r["model"]): r for r in read_answers(committed)}
+    assert records[("p/1", "m1")]["response"] == "good"
+    assert records[("p/3", "m1")]["error"] == "boom"
+    with gzip.open(committed, "rt") as f:
+        assert all("prompt" not in json.loads(line) for line in f)
+
+
+@pytest.fixture(scope="module")
+def m1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    if not (MODELS_DIR / "m1.gguf").is_file():
+        pytest.fail("models/m1.gguf is missing: run `make test-models`")
+    service = launch("m1", tmp_path_factory.mktemp("m1") / "m1.log", "--n-ctx", "2048")
+    try:
+        wait_healthy(service)
+        yield service
+    finally:
+        stop(service)
+
+
+@pytest.mark.integration
+def test_collect_records_answers_and_skips_them_next_time(m1: Service, tmp_path: Path) -> None:
+    working = tmp_path / "work.jsonl"
+    log = AnswerLog(working)
+    attempted = asyncio.run(collect(PROMPTS, {"m1": m1.url}, log, set(), concurrency=2))
+    log.close()
+    assert attempted == 2
+    records = list(read_answers(working))
+    assert {(r["id"], r["model"]) for r in records} == {("t/1", "m1"), ("t/2", "m1")}
+    for r in records:
+        assert r["error"] is None and r["response"]
+        assert r["settings"]["temp"] == 0.0
+        assert r["settings"]["max_tokens"] == {"t/1": 64, "t/2": 320}[r["id"]]
+        assert 1 <= r["completion_tokens"] <= r["settings"]["max_tokens"]
+        assert r["model_sha256"].startswith("b179c952")
+        assert "prompt" not in r
+    log = AnswerLog(working)
+    again = asyncio.run(collect(PROMPTS, {"m1": m1.url}, log, answered(working), concurrency=2))
+    log.close()
+    assert again == 0
+
+
+@pytest.mark.integration
+def test_a_dead_service_is_an_error_record_not_a_crash(tmp_path: Path) -> None:
+    log = AnswerLog(tmp_path / "work.jsonl")
+    asyncio.run(collect(PROMPTS[:1], {"m1": "http://127.0.0.1:9"}, log, set()))
+    log.close()
+    (record,) = read_answers(tmp_path / "work.jsonl")
+    assert record["error"] and record["response"] is None
