@@ -14,6 +14,7 @@ from polyllm.bench.cli import bench_app, smoke_command
 from polyllm.models.catalog import UnknownModelError
 from polyllm.models.cli import models_app
 from polyllm.stack.cli import down_command, status_command, up_command
+from polyllm.training.cli import data_app
 from polyllm.training.collect_cli import collect_command
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
+app.add_typer(data_app, name="data")
 app.command("up")(up_command)
 app.command("down")(down_command)
 app.command("status")(status_command)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,21 @@ def stop(service: Service) -> None:
         service.proc.kill()
 
 
+@contextmanager
+def running_m1(log_dir: Path, *args: str) -> Iterator[Service]:
+    """The real m1 service (extra ``serve-model`` flags in ``args``), healthy, stopped after."""
+    if not (MODELS_DIR / "m1.gguf").is_file():
+        pytest.fail("models/m1.gguf is missing: run `make test-models` (make test does it)")
+    service = launch("m1", log_dir / "m1.log", *args)
+    try:
+        wait_healthy(service)
+        yield service
+    finally:
+        stop(service)
+        if os.environ.get("POLYLLM_SHOW_LOGS"):
+            sys.stderr.write(service.log())
+
+
 @pytest.fixture(scope="session")
 def m1_path() -> Path:
     path = MODELS_DIR / "m1.gguf"
@@ -98,12 +114,6 @@ def m1_path() -> Path:
 @pytest.fixture(scope="module")
 def m1(m1_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """A real m1 service with a tiny queue (1 running + 1 waiting) and a 1024-token context."""
-    log_path = tmp_path_factory.mktemp("m1") / "service.log"
-    service = launch("m1", log_path, "--queue-max", "1", "--n-ctx", "1024", "--n-threads", "2")
-    try:
-        wait_healthy(service)
+    args = ("--queue-max", "1", "--n-ctx", "1024", "--n-threads", "2")
+    with running_m1(tmp_path_factory.mktemp("m1"), *args) as service:
         yield service
-    finally:
-        stop(service)
-        if os.environ.get("POLYLLM_SHOW_LOGS"):
-            sys.stderr.write(service.log())

@@ -15,7 +15,7 @@ import pytest
 
 from polyllm.common.schemas import RouteEvent, RouterStats
 from polyllm.common.sse import iter_frames
-from tests.integration.conftest import MODELS_DIR, Service, launch, stop, wait_healthy
+from tests.integration.conftest import Service, running_m1
 from tests.redis_server import RedisServer
 from tests.router.processes import Proc, fake_backend, registry_entry, router
 from tests.waiting import wait_until
@@ -25,14 +25,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def m1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    if not (MODELS_DIR / "m1.gguf").is_file():
-        pytest.fail("models/m1.gguf is missing: run `make test-models`")
-    service = launch("m1", tmp_path_factory.mktemp("m1") / "m1.log", "--n-ctx", "1024")
-    try:
-        wait_healthy(service)
+    with running_m1(tmp_path_factory.mktemp("m1"), "--n-ctx", "1024") as service:
         yield service
-    finally:
-        stop(service)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from polyllm.training.collect import (
     order,
     read_answers,
 )
-from tests.integration.conftest import MODELS_DIR, Service, launch, stop, wait_healthy
+from tests.integration.conftest import Service, running_m1
 
 PROMPTS = [
     {"id": "t/1", "category": "knowledge", "prompt": "What is the capital of Italy?"},
@@ -68,14 +68,8 @@ def test_errors_are_retried_and_compaction_keeps_the_good_answer(tmp_path: Path)
 
 @pytest.fixture(scope="module")
 def m1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    if not (MODELS_DIR / "m1.gguf").is_file():
-        pytest.fail("models/m1.gguf is missing: run `make test-models`")
-    service = launch("m1", tmp_path_factory.mktemp("m1") / "m1.log", "--n-ctx", "2048")
-    try:
-        wait_healthy(service)
+    with running_m1(tmp_path_factory.mktemp("m1"), "--n-ctx", "2048") as service:
         yield service
-    finally:
-        stop(service)
 
 
 @pytest.mark.integration
