@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= inference,s3,router,dev
+EXTRAS ?= inference,s3,router,train,dev
 # llama-cpp-python compiles llama.cpp (~9 min on 2 cores); pip keeps the wheel in its cache,
 # so only the first install on a machine pays for it.
 STAMP  := $(VENV)/.installed
