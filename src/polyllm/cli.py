@@ -13,9 +13,11 @@ from rich.console import Console
 from polyllm.bench.cli import bench_app, smoke_command
 from polyllm.models.catalog import UnknownModelError
 from polyllm.models.cli import models_app
+from polyllm.monitoring.top import top_command
 from polyllm.stack.cli import down_command, status_command, up_command
 from polyllm.training.cli import data_app
 from polyllm.training.collect_cli import collect_command
+from polyllm.training.train_cli import train_app
 
 app = typer.Typer(
     help="PolyLLM: several small local GGUF models behind one smart router.", no_args_is_help=True
@@ -23,11 +25,13 @@ app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
+app.add_typer(train_app)  # score, label, report
 app.command("up")(up_command)
 app.command("down")(down_command)
 app.command("status")(status_command)
 app.command("smoke")(smoke_command)
 app.command("collect")(collect_command)
+app.command("top")(top_command)
 
 _err = Console(stderr=True, soft_wrap=True)
 _PASS_THROUGH: dict[str, Any] = {

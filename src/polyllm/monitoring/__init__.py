@@ -1,0 +1,1 @@
+"""Reading the stack's Prometheus: the `polyllm top` terminal view."""

@@ -1,0 +1,187 @@
+"""``docs/router-data.md``: what the collected, scored answers say so far (``polyllm
+report``): coverage, accuracy per model x category (table and bar plot), mean latency per model,
+label distribution per λ, and the oracle next to always-m1 … always-m4."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from polyllm.training.labels import (
+    PromptOutcome,
+    evaluate_policies,
+    label_distribution,
+)
+from polyllm.training.records import CATEGORIES
+from polyllm.training.scores import ScoreRecord
+
+REPORT = Path("docs/router-data.md")
+PLOT_NAME = "router-data-accuracy.png"
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the report is made of."""
+
+    scores: Sequence[ScoreRecord]
+    latencies: Mapping[tuple[str, str], float]
+    outcomes: Sequence[PromptOutcome]
+    models: Sequence[str]
+    lambdas: Sequence[float]
+    dataset_size: int
+    answers: int
+
+
+def accuracy(scores: Iterable[ScoreRecord]) -> dict[tuple[str, str], tuple[float, int]]:
+    """Mean score and count by (model, category), over answers with a numeric score."""
+    sums: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for record in scores:
+        if record.score is not None:
+            sums[(record.model, record.category)].append(record.score)
+            sums[(record.model, "all")].append(record.score)
+    return {key: (sum(v) / len(v), len(v)) for key, v in sums.items()}
+
+
+def _categories(table: Mapping[tuple[str, str], tuple[float, int]]) -> list[str]:
+    return [c for c in CATEGORIES if any(key[1] == c for key in table)]
+
+
+def plot_accuracy(
+    table: Mapping[tuple[str, str], tuple[float, int]], models: Sequence[str], path: Path
+) -> None:
+    """Grouped bars: mean score per category, one bar per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    categories = [*_categories(table), "all"]
+    width = 0.8 / max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for i, model in enumerate(models):
+        xs = [c + i * width for c in range(len(categories))]
+        ys = [table.get((model, c), (0.0, 0))[0] for c in categories]
+        ax.bar(xs, ys, width, label=model)
+    ax.set_xticks([c + 0.4 - width / 2 for c in range(len(categories))], categories)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("mean score")
+    ax.set_title("accuracy per model x category (partial collection)")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _accuracy_section(
+    inputs: ReportInputs, table: Mapping[tuple[str, str], tuple[float, int]]
+) -> list[str]:
+    categories = [*_categories(table), "all"]
+    lines = [
+        "| model | " + " | ".join(categories) + " |",
+        "|---|" + "---:|" * len(categories),
+    ]
+    for model in inputs.models:
+        cells = []
+        for c in categories:
+            mean, n = table.get((model, c), (float("nan"), 0))
+            cells.append(f"{mean:.3f} (n={n})" if n else "-")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _latency_section(inputs: ReportInputs) -> list[str]:
+    lines = ["| model | answers | mean latency (s) |", "|---|---:|---:|"]
+    for model in inputs.models:
+        values = [t for (_, m), t in inputs.latencies.items() if m == model]
+        mean = sum(values) / len(values) if values else float("nan")
+        lines.append(f"| {model} | {len(values)} | {mean:.2f} |")
+    return lines
+
+
+def _labels_section(inputs: ReportInputs) -> list[str]:
+    lines = ["| λ | " + " | ".join(inputs.models) + " |", "|---:|" + "---:|" * len(inputs.models)]
+    for lam in inputs.lambdas:
+        counts = label_distribution(inputs.outcomes, lam, inputs.models)
+        lines.append(f"| {lam:g} | " + " | ".join(str(counts[m]) for m in inputs.models) + " |")
+    return lines
+
+
+def _oracle_section(inputs: ReportInputs) -> list[str]:
+    lines = ["| λ | policy | mean score | mean latency (s) |", "|---:|---|---:|---:|"]
+    for lam in inputs.lambdas:
+        for result in evaluate_policies(inputs.outcomes, lam, inputs.models):
+            lines.append(
+                f"| {lam:g} | {result.name} | {result.quality:.3f} | {result.latency_s:.2f} |"
+            )
+    return lines
+
+
+def render(inputs: ReportInputs, plot_name: str = PLOT_NAME) -> str:
+    """The report as Markdown (the plot is referenced by ``plot_name``, next to the report)."""
+    table = accuracy(inputs.scores)
+    scored = [s for s in inputs.scores if s.score is not None]
+    judged = len(inputs.scores) - len(scored)
+    n = len(inputs.outcomes)
+    parts = [
+        "# Router data: scores, labels and the oracle",
+        "",
+        f"> **Partial numbers.** Collection is still running across sessions. Generated "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {inputs.answers} answers; "
+        f"**N = {n}** of {inputs.dataset_size} prompts have a numeric score from every distinct "
+        f"model ({', '.join(inputs.models)}). Regenerate with `polyllm score && polyllm label "
+        "&& polyllm report`.",
+        "",
+        "## Coverage",
+        "",
+        f"- scored answers: {len(inputs.scores)} ({len(scored)} with a numeric score, {judged} "
+        "`judge` answers with score `None`, left out of accuracy and labels)",
+        f"- prompts complete for every distinct model (labelled): N = {n}",
+        "- m5 serves m4's model file and inherits m4's answers (`data/collection.json`); it is "
+        "not labelled separately.",
+        "",
+        "## Accuracy per model x category",
+        "",
+        "Mean score over every scored answer (not only the N complete prompts), so per-model "
+        "counts may differ slightly.",
+        "",
+        *_accuracy_section(inputs, table),
+        "",
+        f"![accuracy per model and category]({plot_name})",
+        "",
+        "## Mean latency per model",
+        "",
+        *_latency_section(inputs),
+        "",
+        "## Labels",
+        "",
+        "best_model = argmax over models of score - λ · latency / (the prompt's slowest latency "
+        "across the distinct models), so the penalty is in [0, λ]; ties go to the smaller model "
+        "(m1 < m2 < m3 < m4). Label distribution over the N complete prompts:",
+        "",
+        *_labels_section(inputs),
+        "",
+        f"{sum(1 for o in inputs.outcomes if max(o.scores.values()) == 0)} of the N prompts have "
+        "no model scoring above 0; the tie rule labels them m1 (the cheapest way to be wrong).",
+        "",
+        "## Oracle vs. always-one-model",
+        "",
+        "Oracle: each prompt goes to its best model at λ. The oracle's mean score is never below "
+        "any always-m at λ = 0.",
+        "",
+        *_oracle_section(inputs),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def write_report(inputs: ReportInputs, path: Path = REPORT) -> Path:
+    """Write the Markdown report and its plot next to it; returns the plot's path."""
+    plot = path.with_name(PLOT_NAME)
+    plot_accuracy(accuracy(inputs.scores), inputs.models, plot)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(inputs, PLOT_NAME), encoding="utf-8")
+    return plot

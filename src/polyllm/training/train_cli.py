@@ -1,0 +1,145 @@
+"""``polyllm score | label | report``: score the collected answers, label each prompt with
+its best model per λ, and write ``docs/router-data.md``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from polyllm.training.collect import COMMITTED, WORKING, read_answers
+from polyllm.training.dataset import DEFAULT_DATASET, DEFAULT_SOURCE
+from polyllm.training.labels import (
+    COLLECTION,
+    DEFAULT_LAMBDAS,
+    LABELS,
+    complete_outcomes,
+    label_rows,
+    labelled_models,
+)
+from polyllm.training.report import REPORT, ReportInputs, write_report
+from polyllm.training.scores import (
+    SCORES,
+    latest_answers,
+    load_records,
+    read_scores,
+    score_answers,
+    write_jsonl,
+)
+
+logger = logging.getLogger(__name__)
+_console = Console()
+
+train_app = typer.Typer(no_args_is_help=True)
+
+AnswersOpt = Annotated[list[Path] | None, typer.Option("--answers", help="Answer files.")]
+ScoresOpt = Annotated[Path, typer.Option(help="Scores file (gzip JSONL).")]
+LambdaOpt = Annotated[
+    list[float] | None, typer.Option("--lambda", help="Latency weight λ (repeatable).")
+]
+
+
+@train_app.callback()
+def train_callback() -> None:
+    """Score collected answers, label prompts with their best model, report."""
+
+
+def _answer_paths(answers: list[Path] | None) -> list[Path]:
+    return answers or [COMMITTED, WORKING]
+
+
+def _latencies(paths: list[Path]) -> dict[tuple[str, str], float]:
+    latest = latest_answers(read_answers(*paths))
+    return {pair: float(a["latency_s"]) for pair, a in latest.items()}
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open(encoding="utf-8") as lines:
+        return sum(1 for line in lines if line.strip())
+
+
+@train_app.command("score")
+def score_command(
+    answers: AnswersOpt = None,
+    output: ScoresOpt = SCORES,
+    dataset: Annotated[Path, typer.Option(help="Built dataset.")] = DEFAULT_DATASET,
+    prompts: Annotated[Path, typer.Option(help="Public prompts (fallback).")] = DEFAULT_SOURCE,
+    workers: Annotated[int, typer.Option(min=1, max=8, help="Scoring processes.")] = 2,
+    rescore: Annotated[bool, typer.Option(help="Score pairs already scored again.")] = False,
+) -> None:
+    """Score every collected answer (skipping error records) into the scores file."""
+    records = load_records(dataset, prompts)
+    rows = list(read_answers(*_answer_paths(answers)))
+    columns = (
+        TextColumn("scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=_console) as progress:
+        task = progress.add_task("score", total=None)
+        run = score_answers(
+            rows,
+            records,
+            output,
+            rescore=rescore,
+            workers=workers,
+            on_total=lambda n: progress.update(task, total=n),
+            on_scored=lambda _: progress.advance(task),
+        )
+    _console.print(
+        f"scored {run.scored}, already scored {run.skipped}, unknown prompt id {run.unknown} "
+        f"→ {output}"
+    )
+
+
+@train_app.command("label")
+def label_command(
+    lambdas: LambdaOpt = None,
+    answers: AnswersOpt = None,
+    scores: ScoresOpt = SCORES,
+    output: Annotated[Path, typer.Option(help="Labels file (gzip JSONL).")] = LABELS,
+    collection: Annotated[Path, typer.Option(help="Collection config.")] = COLLECTION,
+) -> None:
+    """Label each fully scored prompt with its best model per λ (judge prompts excluded)."""
+    chosen = lambdas or list(DEFAULT_LAMBDAS)
+    models = labelled_models(collection)
+    outcomes = complete_outcomes(
+        read_scores(scores).values(), _latencies(_answer_paths(answers)), models
+    )
+    rows = label_rows(outcomes, chosen, models)
+    write_jsonl(output, rows)
+    _console.print(f"labelled {len(rows)} prompts for λ ∈ {chosen} → {output}")
+
+
+@train_app.command("report")
+def report_command(
+    lambdas: LambdaOpt = None,
+    answers: AnswersOpt = None,
+    scores: ScoresOpt = SCORES,
+    dataset: Annotated[Path, typer.Option(help="Built dataset.")] = DEFAULT_DATASET,
+    collection: Annotated[Path, typer.Option(help="Collection config.")] = COLLECTION,
+    output: Annotated[Path, typer.Option(help="Markdown report.")] = REPORT,
+) -> None:
+    """Write the router-data report (coverage, accuracy, latency, labels, oracle) and its plot."""
+    models = labelled_models(collection)
+    paths = _answer_paths(answers)
+    latencies = _latencies(paths)
+    score_records = list(read_scores(scores).values())
+    inputs = ReportInputs(
+        scores=score_records,
+        latencies={k: v for k, v in latencies.items() if k[1] in models},
+        outcomes=complete_outcomes(score_records, latencies, models),
+        models=models,
+        lambdas=lambdas or list(DEFAULT_LAMBDAS),
+        dataset_size=_count_lines(dataset),
+        answers=sum(1 for _ in read_answers(*paths)),
+    )
+    plot = write_report(inputs, output)
+    _console.print(f"report → {output} (plot {plot}); N = {len(inputs.outcomes)}")
