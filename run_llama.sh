@@ -14,7 +14,16 @@ model_id=${MODEL_ID:-$(basename "$model_path" .gguf)}
 here=$(cd "$(dirname "$0")" && pwd)
 polyllm=${POLYLLM:-$here/.venv/bin/polyllm}
 [[ -x $polyllm ]] || polyllm=polyllm
-gpu_flag=--no-use-gpu
-[[ ${USE_GPU:-false} == true ]] && gpu_flag=--use-gpu
+# USE_GPU in the spellings the service's settings accept; anything else is an error here, never
+# a run on the CPU.
+use_gpu=${USE_GPU:-false}
+case ${use_gpu,,} in
+  true | t | yes | y | on | 1) gpu_flag=--use-gpu ;;
+  false | f | no | n | off | 0) gpu_flag=--no-use-gpu ;;
+  *)
+    echo "$0: USE_GPU must be true or false, got '$use_gpu'" >&2
+    exit 2
+    ;;
+esac
 exec "$polyllm" serve-model --model "$model_id" --model-path "$model_path" --port "$port" \
   --host "${HOST:-127.0.0.1}" "$gpu_flag"

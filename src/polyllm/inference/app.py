@@ -13,6 +13,7 @@ from polyllm import __version__
 from polyllm.common.errors import install_error_handlers
 from polyllm.common.middleware import RequestIdMiddleware
 from polyllm.inference.engine import LlamaEngine
+from polyllm.inference.gpu import read_gpus
 from polyllm.inference.metrics import ModelMetrics
 from polyllm.inference.routes import router
 from polyllm.inference.settings import InferenceSettings
@@ -45,7 +46,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        metrics = ModelMetrics(settings.model_id, "gpu" if settings.use_gpu else "cpu")
+        backend = "gpu" if settings.use_gpu else "cpu"
+        metrics = ModelMetrics(
+            settings.model_id, backend, gpus=read_gpus if settings.use_gpu else None
+        )
         engine = LlamaEngine(settings, metrics)
         app.state.metrics, app.state.engine, app.state.load_error = metrics, engine, None
         loader = asyncio.create_task(_load(app, engine, on_load_failure))

@@ -22,6 +22,7 @@ from typing import Any
 
 from polyllm.common.errors import InvalidRequest, NotReady, Overloaded, PromptTooLong
 from polyllm.common.schemas import FinishReason, GenerationStats, TokenEvent
+from polyllm.inference.gpu import GpuUnavailable, describe_devices, read_gpus, require_gpu_offload
 from polyllm.inference.metrics import ModelMetrics
 from polyllm.inference.settings import InferenceSettings
 from polyllm.inference.stops import StopMatcher
@@ -139,18 +140,15 @@ class LlamaEngine:
         """Load the model (blocking: seconds) and, if configured, generate a warm-up.
 
         Call it on the thread that will decode (see :meth:`start`)."""
-        from llama_cpp import Llama, llama_supports_gpu_offload
+        from llama_cpp import Llama
 
         path = self.settings.resolved_model_path
         if not path.is_file():
             raise EngineError(
                 f"model file {path} does not exist (run: polyllm models fetch {self.model_id})"
             )
-        if self.settings.use_gpu and not llama_supports_gpu_offload():
-            raise EngineError(
-                "USE_GPU=true but this llama-cpp-python build has no GPU offload "
-                "(install it with CMAKE_ARGS=-DGGML_CUDA=on); refusing to run on the CPU"
-            )
+        if self.settings.use_gpu:
+            self.device = self._gpu_device()
         self.sha256 = self._file_sha256()
         started = time.perf_counter()
         try:
@@ -176,6 +174,7 @@ class LlamaEngine:
                     "n_ctx": self.n_ctx,
                     "n_threads": self.settings.n_threads,
                     "backend": self.backend,
+                    "device": self.device,
                     "chat_template": self._chat is not None,
                 }
             },
@@ -183,6 +182,20 @@ class LlamaEngine:
         if self.settings.warmup:
             self._warmup()
         self._ready.set()
+
+    def _gpu_device(self) -> str | None:
+        """Check that llama.cpp can offload, and name the device(s) for /health."""
+        try:
+            require_gpu_offload()
+        except GpuUnavailable as exc:
+            raise EngineError(str(exc)) from exc
+        device = describe_devices(read_gpus())
+        if device is None:
+            log.warning(
+                "on the GPU, but nvidia-smi cannot name it: no device name, no GPU metrics",
+                extra={"fields": {"model_id": self.model_id}},
+            )
+        return device
 
     def _chat_formatter(self) -> Any:
         """The GGUF's own chat template, for models the catalog lists as instruct models."""

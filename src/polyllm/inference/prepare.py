@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from polyllm.inference.gpu import GpuUnavailable, require_gpu_offload
 from polyllm.inference.settings import InferenceSettings
 from polyllm.models.fetch import FetchError, fetch_model
 
@@ -18,14 +19,10 @@ def check_gpu(settings: InferenceSettings) -> None:
     """``USE_GPU=true`` without GPU offload in llama.cpp is an error, never a silent CPU run."""
     if not settings.use_gpu:
         return
-    from llama_cpp import llama_supports_gpu_offload
-
-    if not llama_supports_gpu_offload():
-        raise ServiceStartError(
-            "USE_GPU=true but this llama-cpp-python build has no GPU offload "
-            "(build it with CMAKE_ARGS=-DGGML_CUDA=on); "
-            "refusing to serve on the CPU while claiming a GPU"
-        )
+    try:
+        require_gpu_offload()
+    except GpuUnavailable as exc:
+        raise ServiceStartError(str(exc)) from exc
 
 
 def prepare_model_file(settings: InferenceSettings) -> None:
