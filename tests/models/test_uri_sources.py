@@ -107,7 +107,7 @@ def test_http_resumes_after_the_connection_drops(
     file_server: FileServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("polyllm.models.uri_sources.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("polyllm.models.resume.time.sleep", lambda seconds: None)
     spec = spec_factory("t1", DATA)
     file_server.files["model.gguf"] = DATA
     file_server.cut_after = [4096]
@@ -222,5 +222,5 @@ def test_s3_download_with_boto3(
 
     assert path.read_bytes() == DATA
     assert file_server.requests[-1][0].startswith("/bucket/dir/m.gguf")
-    with pytest.raises(FetchError, match="S3 error"):
+    with pytest.raises(FetchError, match="no such object: s3://bucket/nope does not exist"):
         fetch_model(spec_factory("t2", DATA), models_dir, uri="s3://bucket/nope", progress=False)

@@ -1,6 +1,6 @@
-"""``polyllm models …``: fetch the catalog's GGUF files and show what is on disk.
+"""``polyllm models …``: fetch the catalog's GGUF files, show what is on disk, upload to S3.
 
-Both commands see the catalog through :func:`~polyllm.models.catalog.resolve_catalog`, so a
+The commands see the catalog through :func:`~polyllm.models.catalog.resolve_catalog`, so a
 custom m5 (``POLYLLM_M5_SHA256``) is fetched and verified as that file.
 """
 
@@ -26,6 +26,7 @@ from polyllm.models.catalog import (
     resolve_catalog,
     resolve_spec,
 )
+from polyllm.models.errors import UploadError
 from polyllm.models.fetch import (
     MODELS_DIR_ENV,
     FetchError,
@@ -34,13 +35,16 @@ from polyllm.models.fetch import (
     model_status,
     resolve_models_dir,
 )
+from polyllm.models.s3 import S3Location, S3Unavailable, s3_client
+from polyllm.models.upload import upload_model
 
 logger = logging.getLogger(__name__)
 
 MODEL_URI_ENV = "MODEL_URI"
 
 models_app = typer.Typer(
-    help="Fetch the catalog's GGUF model files and show what is on disk.", no_args_is_help=True
+    help="Fetch the catalog's GGUF model files, show what is on disk, upload them to S3.",
+    no_args_is_help=True,
 )
 
 ModelsDirOption = Annotated[
@@ -89,6 +93,54 @@ def fetch_command(
             failed.append(spec.id)
             continue
         out.print(f"[green]ok[/green] {spec.id} {escape(str(path))}", soft_wrap=True)
+    if failed:
+        err.print(f"[red]failed:[/red] {', '.join(failed)}")
+        raise typer.Exit(1)
+
+
+@models_app.command("upload")
+def upload_command(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="s3://bucket/prefix; each file becomes <prefix>/<id>.gguf.",
+            show_default=False,
+        ),
+    ],
+    ids: Annotated[
+        list[str] | None,
+        typer.Argument(help=f"Model ids: {', '.join(CATALOG)}.", show_default=False),
+    ] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="Upload every catalog model.")] = False,
+    models_dir: ModelsDirOption = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = True,
+) -> None:
+    """Upload verified model files to S3, for MODEL_URI=s3://<bucket>/<prefix>/<id>.gguf."""
+    specs = _select(ids or [], all_models)
+    try:
+        prefix = S3Location.parse(to, prefix=True)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--to") from None
+    directory = resolve_models_dir(models_dir)
+    out, err = Console(), Console(stderr=True)
+    try:
+        client = s3_client()
+    except S3Unavailable as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    done: dict[str, S3Location] = {}
+    failed: list[str] = []
+    for spec in specs:
+        try:
+            result = upload_model(spec, directory, prefix, client, done=done, progress=progress)
+        except UploadError as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            failed.append(spec.id)
+            continue
+        out.print(f"[green]{result.how}[/green] {spec.id} {result.location.uri}", soft_wrap=True)
     if failed:
         err.print(f"[red]failed:[/red] {', '.join(failed)}")
         raise typer.Exit(1)

@@ -1,4 +1,5 @@
-"""``MODEL_URI`` sources: ``https://`` and ``http://`` (resumable), ``file://`` and ``s3://``.
+"""``MODEL_URI`` sources: ``https://`` and ``http://`` (resumable), ``file://``, and ``s3://``
+(:mod:`~polyllm.models.s3_source`, resumable).
 
 Each source writes the URI's bytes through :func:`~polyllm.models.partfile.part_writer`; when the
 spec gives no size (a custom m5), only the sha256 is checked.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,14 +18,15 @@ import httpx
 
 from polyllm.models.catalog import ModelSpec
 from polyllm.models.errors import ChecksumMismatch, FetchError
-from polyllm.models.partfile import CHUNK, copy_into, part_path, part_writer
+from polyllm.models.partfile import copy_into, part_path, part_writer
 from polyllm.models.progress import Bar
+from polyllm.models.resume import commit_kept_part, download_resumably, resume_offset
+from polyllm.models.s3_source import fetch_s3
 
 __all__ = ["URI_SOURCES", "display_uri", "fetch_uri"]
 
 logger = logging.getLogger(__name__)
 
-_HTTP_ATTEMPTS = 3
 _HTTP_TIMEOUT = httpx.Timeout(30.0)
 
 UriSource = Callable[[ModelSpec, str, Path, Bar], None]
@@ -73,71 +74,57 @@ def _fetch_file(spec: ModelSpec, uri: str, target: Path, bar: Bar) -> None:
 
 def _fetch_http(spec: ModelSpec, uri: str, target: Path, bar: Bar) -> None:
     source = display_uri(uri)
-    part = part_path(target)
-    failures = 0
-    while True:
-        resuming = part.exists() and part.stat().st_size > 0
-        try:
-            _http_attempt(spec, uri, source, target, bar)
-            return
-        except ChecksumMismatch:
-            if not resuming:
-                raise
-            # The kept .part may come from an older file or another source: one clean retry.
-            logger.warning("model %s: resumed download failed verification; restarting", spec.id)
-            part.unlink(missing_ok=True)
-        except httpx.TransportError as exc:
-            failures += 1
-            if failures >= _HTTP_ATTEMPTS:
-                raise FetchError(spec.id, source, f"{failures} attempts failed: {exc!r}") from exc
-            logger.warning("model %s: attempt %d failed (%r); retrying", spec.id, failures, exc)
-            time.sleep(failures)
-        except httpx.HTTPError as exc:
-            raise FetchError(spec.id, source, repr(exc)) from exc
+    download_resumably(
+        spec,
+        target,
+        source,
+        lambda: _http_attempt(spec, uri, source, target, bar),
+        transient=(httpx.TransportError,),
+    )
 
 
 def _http_attempt(spec: ModelSpec, uri: str, source: str, target: Path, bar: Bar) -> None:
-    part = part_path(target)
-    offset = part.stat().st_size if part.exists() else 0
-    expected = spec.size_bytes
-    if expected is not None and offset == expected:
-        # Complete but unverified, e.g. killed before the rename.
-        _commit_kept_part(spec, target, source, bar)
+    offset = resume_offset(spec, target, source, bar)
+    if offset is None:
         return
-    if expected is not None and offset > expected:
-        part.unlink()
-        offset = 0
+    part = part_path(target)
     headers = {"Range": f"bytes={offset}-"} if offset else {}
-    with httpx.stream(
-        "GET", uri, headers=headers, follow_redirects=True, timeout=_HTTP_TIMEOUT
-    ) as resp:
-        if resp.status_code == 416 and offset:
-            if expected is None:
-                # Of unknown size, the kept .part may be the whole file: it either verifies now,
-                # or the ChecksumMismatch (the part removed) makes the caller start over.
-                _commit_kept_part(spec, target, source, bar)
-                return
-            # The kept .part is not a prefix of this file: start over.
-            part.unlink()
-            raise ChecksumMismatch(spec.id, source, "server rejected the resume offset")
-        if resp.status_code not in (200, 206):
-            raise FetchError(spec.id, source, f"HTTP {resp.status_code} {resp.reason_phrase}")
-        resume = resp.status_code == 206 and offset > 0
-        if resume and not resp.headers.get("content-range", "").startswith(f"bytes {offset}-"):
-            raise ChecksumMismatch(spec.id, source, "server answered a different range than asked")
-        if offset and not resume:
-            logger.info("model %s: server ignored the Range header; starting over", spec.id)
-        if expected is not None:
-            _check_content_length(spec, source, resp, expected - (offset if resume else 0))
-        keep = (httpx.TransportError, KeyboardInterrupt)
-        with part_writer(spec, target, source, bar, resume=resume, keep_on=keep) as out:
-            for chunk in resp.iter_bytes():  # as received: an interruption loses nothing
-                out.write(chunk)
-            out.commit()
+    try:
+        with httpx.stream(
+            "GET", uri, headers=headers, follow_redirects=True, timeout=_HTTP_TIMEOUT
+        ) as resp:
+            if resp.status_code == 416 and offset:
+                if spec.size_bytes is None:
+                    # Of unknown size, the kept .part may be the whole file: it either verifies
+                    # now, or the ChecksumMismatch (the part removed) makes the caller start over.
+                    commit_kept_part(spec, target, source, bar)
+                    return
+                # The kept .part is not a prefix of this file: start over.
+                part.unlink()
+                raise ChecksumMismatch(spec.id, source, "server rejected the resume offset")
+            if resp.status_code not in (200, 206):
+                raise FetchError(spec.id, source, f"HTTP {resp.status_code} {resp.reason_phrase}")
+            _write_body(spec, source, target, bar, resp, offset)
+    except httpx.TransportError:
+        raise
+    except httpx.HTTPError as exc:
+        raise FetchError(spec.id, source, repr(exc)) from exc
 
 
-def _commit_kept_part(spec: ModelSpec, target: Path, source: str, bar: Bar) -> None:
-    with part_writer(spec, target, source, bar, resume=True) as out:
+def _write_body(
+    spec: ModelSpec, source: str, target: Path, bar: Bar, resp: httpx.Response, offset: int
+) -> None:
+    resume = resp.status_code == 206 and offset > 0
+    if resume and not resp.headers.get("content-range", "").startswith(f"bytes {offset}-"):
+        raise ChecksumMismatch(spec.id, source, "server answered a different range than asked")
+    if offset and not resume:
+        logger.info("model %s: server ignored the Range header; starting over", spec.id)
+    if spec.size_bytes is not None:
+        _check_content_length(spec, source, resp, spec.size_bytes - (offset if resume else 0))
+    keep = (httpx.TransportError, KeyboardInterrupt)
+    with part_writer(spec, target, source, bar, resume=resume, keep_on=keep) as out:
+        for chunk in resp.iter_bytes():  # as received: an interruption loses nothing
+            out.write(chunk)
         out.commit()
 
 
@@ -149,35 +136,10 @@ def _check_content_length(spec: ModelSpec, source: str, resp: httpx.Response, wa
         raise ChecksumMismatch(spec.id, source, f"server sends {length} bytes, expected {want}")
 
 
-def _fetch_s3(spec: ModelSpec, uri: str, target: Path, bar: Bar) -> None:
-    parts = urlsplit(uri)
-    bucket, key = parts.netloc, parts.path.lstrip("/")
-    if not bucket or not key:
-        raise FetchError(spec.id, uri, "expected s3://bucket/key")
-    try:
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError as exc:
-        raise FetchError(spec.id, uri, "boto3 is not installed: pip install 'polyllm[s3]'") from exc
-    try:
-        response = boto3.client("s3").get_object(Bucket=bucket, Key=key)
-        length = response["ContentLength"]
-        if spec.size_bytes is not None and length != spec.size_bytes:
-            reason = f"the object has {length} bytes, expected {spec.size_bytes}"
-            raise ChecksumMismatch(spec.id, uri, reason)
-        body = response["Body"]
-        with body, part_writer(spec, target, uri, bar) as out:
-            for chunk in body.iter_chunks(CHUNK):
-                out.write(chunk)
-            out.commit()
-    except (BotoCoreError, ClientError) as exc:
-        raise FetchError(spec.id, uri, f"S3 error: {exc}") from exc
-
-
 URI_SOURCES: dict[str, UriSource] = {
     "https": _fetch_http,
     "http": _fetch_http,
     "file": _fetch_file,
-    "s3": _fetch_s3,
+    "s3": fetch_s3,
 }
 """URI scheme → the function that writes that URI's bytes to the model's .part file."""
