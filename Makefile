@@ -6,12 +6,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= inference,s3,router,train,dev
+EXTRAS ?= inference,s3,router,train,bench,dev
 # llama-cpp-python compiles llama.cpp (~9 min on 2 cores); pip keeps the wheel in its cache,
 # so only the first install on a machine pays for it.
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install models test-models lint test up down status bench clean
+.PHONY: help install models test-models lint test up down status bench bench-load clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ status: ## show the services `make up` started: pid, port, health, memory
 
 bench: $(STAMP) models ## measure TTFT and tokens/s of every model (docs/benchmarks/)
 	$(BIN)/polyllm bench models
+
+bench-load: $(STAMP) ## CPU load-test baseline on the running stack, quiet machine (~1 h): docs/benchmarks/cpu/
+	BIN=$(BIN) benchmarks/cpu_baseline.sh
 
 clean: ## remove caches (keeps .venv and models/)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache

@@ -10,12 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from polyllm.bench.load_cli import load_command, load_results_command, membw_command
 from polyllm.models.catalog import CATALOG
 
 bench_app = typer.Typer(
     help="Benchmarks: measure and write docs/benchmarks/.", no_args_is_help=True
 )
 _console = Console()
+bench_app.command("load")(load_command)
+bench_app.command("membw")(membw_command)
+bench_app.command("load-results")(load_results_command)
 
 
 @bench_app.command("models")

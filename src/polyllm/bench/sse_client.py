@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from polyllm.common.schemas import ErrorEvent, GenerationStats, TokenEvent
+from polyllm.common.schemas import ErrorEvent, GenerationStats, RouteEvent, TokenEvent
 from polyllm.common.sse import iter_frames
 
 
@@ -24,6 +24,8 @@ class StreamResult:
     """Request sent → stream closed."""
     done_s: float | None = None
     """Request sent → final ``done`` event received (None without one)."""
+    route: RouteEvent | None = None
+    """The router's ``route`` event (model, backend, cache hit); None from a model service."""
 
     @property
     def text(self) -> str:
@@ -48,8 +50,8 @@ async def stream_generate(
     client: httpx.AsyncClient, url: str, body: dict[str, object]
 ) -> StreamResult:
     """POST ``body`` to ``url`` (a ``/generate`` endpoint) with streaming on; never raises on
-    HTTP errors: they come back in ``status_code`` and ``error``. Events other than ``token``,
-    ``done`` and ``error`` (the router's ``route``) are skipped."""
+    HTTP errors: they come back in ``status_code`` and ``error``. The router's ``route`` event is
+    kept in ``route``; other unknown events are skipped."""
     started = time.perf_counter()
     async with client.stream("POST", url, json={**body, "stream": True}) as resp:
         result = StreamResult(status_code=resp.status_code)
@@ -67,6 +69,8 @@ async def stream_generate(
                 expected_index += 1
                 result.chunks.append(token.text)
                 result.token_times.append(now)
+            elif event == "route":
+                result.route = RouteEvent.model_validate_json(data)
             elif event == "done":
                 result.done_s = now
                 result.stats = GenerationStats.model_validate_json(data)
