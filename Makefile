@@ -32,8 +32,8 @@ test-models: $(STAMP) ## fetch the models the tests use (m1)
 	$(BIN)/polyllm models fetch m1
 
 lint: $(STAMP) ## ruff (lint + format), mypy, hadolint
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests scripts/gpu_bench.py
+	$(BIN)/ruff format --check src tests scripts/gpu_bench.py
 	$(BIN)/mypy
 	$(BIN)/hadolint deploy/docker/*.Dockerfile
 

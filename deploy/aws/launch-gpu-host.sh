@@ -87,22 +87,8 @@ done
 [[ $allow_cidr == 0.0.0.0/0 ]] \
   && echo "warning: the model port is open to the whole internet (no authentication)" >&2
 
-exec 3>&1  # the AWS calls are shown on stdout, also from inside $(...)
-
-# aws_call PLACEHOLDER ARGS...: show `aws ARGS...` and run it, printing its output; with
-# --dry-run only show it and print PLACEHOLDER.
-aws_call() {
-  local placeholder=$1
-  shift
-  printf 'aws' >&3
-  printf ' %q' --region "$region" "$@" >&3
-  printf '\n' >&3
-  if $dry_run; then
-    printf '%s\n' "$placeholder"
-  else
-    aws --region "$region" "$@"
-  fi
-}
+# shellcheck source=aws-call.sh
+source "$(dirname "$0")/aws-call.sh"
 
 tags() {  # tag specifications for the resource types given
   local type

@@ -30,21 +30,8 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -n $region ]] || die "no region: pass --region or set AWS_REGION"
 
-exec 3>&1  # the AWS calls are shown on stdout, also from inside $(...)
-
-# aws_call PLACEHOLDER ARGS...: as in launch-gpu-host.sh.
-aws_call() {
-  local placeholder=$1
-  shift
-  printf 'aws' >&3
-  printf ' %q' --region "$region" "$@" >&3
-  printf '\n' >&3
-  if $dry_run; then
-    printf '%s\n' "$placeholder"
-  else
-    aws --region "$region" "$@"
-  fi
-}
+# shellcheck source=aws-call.sh
+source "$(dirname "$0")/aws-call.sh"
 
 tag_filter="Name=tag:polyllm:deployment,Values=$name"
 found=$(aws_call '<instance-id>' ec2 describe-instances \

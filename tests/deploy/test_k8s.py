@@ -31,6 +31,7 @@ from tests.deploy.test_compose import env_names, service_settings
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy/k8s"
 OVERLAYS = ["cpu", "gpu"]
+EXAMPLE = "examples/eks"  # a user's overlay on top of ours, as docs/deploy.md shows it
 K8S_VERSION = "1.31"
 MODELS = ["m1", "m2", "m3", "m4", "m5"]
 # Resident memory of each service in the running native stack (ps RSS, n_ctx 4096, after hours
@@ -48,10 +49,12 @@ Obj = dict[str, Any]
 
 @functools.cache
 def render(overlay: str) -> tuple[Obj, ...]:
-    """The overlay's objects, as the kubectl client's kustomize renders them."""
+    """The objects of ``overlay`` (``cpu``, ``gpu``, or a folder under deploy/k8s), as the
+    kubectl client's kustomize renders them."""
     assert KUBECTL is not None
+    folder = K8S / overlay if "/" in overlay else K8S / "overlays" / overlay
     result = subprocess.run(
-        [KUBECTL, "kustomize", str(K8S / "overlays" / overlay)],
+        [KUBECTL, "kustomize", str(folder)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -147,7 +150,7 @@ def stack() -> StackConfig:
 # -- valid Kubernetes --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", [*OVERLAYS, EXAMPLE])
 def test_every_object_follows_the_kubernetes_schemas(overlay: str) -> None:
     errors = []
     for obj in render(overlay):
@@ -416,3 +419,23 @@ def test_the_cpu_overlay_asks_for_no_gpu() -> None:
         c["image"] for d in of_kind("cpu", "Deployment").values() for c in pod_spec(d)["containers"]
     }
     assert not any("gpu" in image for image in images)
+
+
+def test_the_example_overlay_customises_what_docs_deploy_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    storage = config_data(EXAMPLE, "polyllm-model-storage")
+    assert storage["MODELS_S3_URI"] == "s3://my-models-bucket/models"
+    for model, deployment in model_deployments(EXAMPLE).items():
+        (init,) = pod_spec(deployment)["initContainers"]
+        assert resolved_env(EXAMPLE, deployment, init)["MODEL_URI"].startswith(
+            "s3://my-models-bucket/models/"
+        )
+        assert container(deployment, "model")["image"].startswith("123456789012.dkr.ecr."), model
+    (account,) = of_kind(EXAMPLE, "ServiceAccount").values()
+    assert "eks.amazonaws.com/role-arn" in account["metadata"]["annotations"]
+    router = of_kind(EXAMPLE, "Deployment")["polyllm-router"]
+    env = resolved_env(EXAMPLE, router, container(router, "router"))
+    assert service_settings(RouterSettings, env, monkeypatch).redis_url.startswith("rediss://")
+    assert not any("redis" in name for name in of_kind(EXAMPLE, "Deployment"))
+    assert not any("redis" in name for name in of_kind(EXAMPLE, "Service"))

@@ -5,6 +5,7 @@ start-up refusal on this CPU-only build, run_llama.sh's flags and the CUDA image
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import shlex
@@ -266,3 +267,51 @@ def test_gpu_image_serves_m5_on_the_gpu_as_a_non_root_user(
     assert any(line.startswith("HEALTHCHECK ") and "/health" in line for line in final)
     user = next(line.split()[1] for line in final if line.startswith("USER "))
     assert user not in ("root", "0")
+
+
+# -- the GPU check script --------------------------------------------------------------------------
+
+
+def test_the_gpu_scripts_pass_shellcheck() -> None:
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    scripts = [REPO / "scripts/gpu-check.sh", REPO / "run_llama.sh"]
+    result = subprocess.run(
+        [str(shellcheck), *map(str, scripts)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.integration
+def test_gpu_bench_measures_and_reports_on_the_cpu(tmp_path: Path) -> None:
+    """The measuring half of scripts/gpu-check.sh, run where it can be: m1 on the CPU."""
+    models = REPO / "models"
+    if not (models / "m1.gguf").is_file():
+        pytest.fail("models/m1.gguf is missing: run `make test-models` (make test does it)")
+    out = tmp_path / "gpu"
+    cmd = [sys.executable, str(REPO / "scripts/gpu_bench.py"), "--models", "m1"]
+    cmd += ["--backends", "cpu", "--repeats", "1", "--max-tokens", "8"]
+    cmd += ["--models-dir", str(models), "--out", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+
+    samples = list(csv.DictReader((out / "gpu-latency.csv").read_text().splitlines()))
+    assert [(s["model"], s["backend"], s["prompt"]) for s in samples] == [
+        ("m1", "cpu", "short"), ("m1", "cpu", "medium"),
+    ]  # fmt: skip
+    assert all(int(s["completion_tokens"]) == 8 and float(s["ttft_ms"]) > 0 for s in samples)
+    summary = list(csv.DictReader((out / "gpu-latency-summary.csv").read_text().splitlines()))
+    assert [row["prompt"] for row in summary] == ["short", "medium"]
+    assert float(summary[0]["cpu_tok_s"]) > 0 and "gpu_tok_s" not in summary[0]
+    assert "| model | prompt |" in (out / "gpu-latency.md").read_text()
+
+
+def test_gpu_bench_refuses_to_report_cpu_figures_as_gpu_ones(tmp_path: Path) -> None:
+    """Asked for the GPU here, the service refuses to start, and nothing is written."""
+    out = tmp_path / "gpu"
+    cmd = [sys.executable, str(REPO / "scripts/gpu_bench.py"), "--models", "m1"]
+    cmd += ["--backends", "gpu", "--models-dir", str(REPO / "models"), "--out", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode != 0
+    assert "m1 service exited with code 1" in result.stderr
+    assert not (out / "gpu-latency.csv").exists()
+    assert "refusing to serve on the CPU" in (out / "logs/m1-gpu.log").read_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,14 +57,18 @@ ModelsDirOption = Annotated[
         show_default=False,
     ),
 ]
+IdsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(help=f"Model ids: {', '.join(CATALOG)}.", show_default=False),
+]
+ProgressOption = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+]
 
 
 @models_app.command("fetch")
 def fetch_command(
-    ids: Annotated[
-        list[str] | None,
-        typer.Argument(help=f"Model ids: {', '.join(CATALOG)}.", show_default=False),
-    ] = None,
+    ids: IdsArgument = None,
     all_models: Annotated[bool, typer.Option("--all", help="Fetch every catalog model.")] = False,
     models_dir: ModelsDirOption = None,
     uri: Annotated[
@@ -75,27 +80,18 @@ def fetch_command(
             show_default=False,
         ),
     ] = None,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
-    ] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Download the model files, verify their sha256 and put them at <models-dir>/<id>.gguf."""
     specs = _select(ids or [], all_models)
     uri = _resolve_uri(uri, specs)
     directory = resolve_models_dir(models_dir)
-    out, err = Console(), Console(stderr=True)
-    failed: list[str] = []
-    for spec in specs:
-        try:
-            path = fetch_model(spec, directory, uri=uri, progress=progress)
-        except FetchError as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-            failed.append(spec.id)
-            continue
-        out.print(f"[green]ok[/green] {spec.id} {escape(str(path))}", soft_wrap=True)
-    if failed:
-        err.print(f"[red]failed:[/red] {', '.join(failed)}")
-        raise typer.Exit(1)
+
+    def fetch(spec: ModelSpec) -> str:
+        path = fetch_model(spec, directory, uri=uri, progress=progress)
+        return f"[green]ok[/green] {spec.id} {escape(str(path))}"
+
+    _each_model(specs, fetch, FetchError)
 
 
 @models_app.command("upload")
@@ -108,15 +104,10 @@ def upload_command(
             show_default=False,
         ),
     ],
-    ids: Annotated[
-        list[str] | None,
-        typer.Argument(help=f"Model ids: {', '.join(CATALOG)}.", show_default=False),
-    ] = None,
+    ids: IdsArgument = None,
     all_models: Annotated[bool, typer.Option("--all", help="Upload every catalog model.")] = False,
     models_dir: ModelsDirOption = None,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
-    ] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Upload verified model files to S3, for MODEL_URI=s3://<bucket>/<prefix>/<id>.gguf."""
     specs = _select(ids or [], all_models)
@@ -125,25 +116,18 @@ def upload_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--to") from None
     directory = resolve_models_dir(models_dir)
-    out, err = Console(), Console(stderr=True)
     try:
         client = s3_client()
     except S3Unavailable as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
     done: dict[str, S3Location] = {}
-    failed: list[str] = []
-    for spec in specs:
-        try:
-            result = upload_model(spec, directory, prefix, client, done=done, progress=progress)
-        except UploadError as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-            failed.append(spec.id)
-            continue
-        out.print(f"[green]{result.how}[/green] {spec.id} {result.location.uri}", soft_wrap=True)
-    if failed:
-        err.print(f"[red]failed:[/red] {', '.join(failed)}")
-        raise typer.Exit(1)
+
+    def upload(spec: ModelSpec) -> str:
+        result = upload_model(spec, directory, prefix, client, done=done, progress=progress)
+        return f"[green]{result.how}[/green] {spec.id} {result.location.uri}"
+
+    _each_model(specs, upload, UploadError)
 
 
 @models_app.command("list")
@@ -175,6 +159,26 @@ def list_command(
             spec.sha256[:12],
         )
     Console().print(table)
+
+
+def _each_model(
+    specs: list[ModelSpec], action: Callable[[ModelSpec], str], error: type[Exception]
+) -> None:
+    """Run ``action`` on every model, printing what it says or its ``error``; then exit with
+    status 1 naming the models that failed, if any did."""
+    out, err = Console(), Console(stderr=True)
+    failed: list[str] = []
+    for spec in specs:
+        try:
+            message = action(spec)
+        except error as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            failed.append(spec.id)
+            continue
+        out.print(message, soft_wrap=True)
+    if failed:
+        err.print(f"[red]failed:[/red] {', '.join(failed)}")
+        raise typer.Exit(1)
 
 
 def _select(ids: list[str], all_models: bool) -> list[ModelSpec]:
