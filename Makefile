@@ -10,8 +10,12 @@ EXTRAS ?= inference,s3,router,train,bench,dev
 # llama-cpp-python compiles llama.cpp (~9 min on 2 cores); pip keeps the wheel in its cache,
 # so only the first install on a machine pays for it.
 STAMP  := $(VENV)/.installed
+# The web UI (ui/): npm is only needed to build it; the router serves ui/dist at /.
+UI_DEPS := ui/node_modules/.package-lock.json
+UI_DIST := ui/dist/index.html
+UI_SRC  := $(shell find ui/src ui/index.html ui/package.json ui/tsconfig.json ui/vite.config.ts -type f 2>/dev/null)
 
-.PHONY: help install models test-models lint test up down status bench bench-load clean
+.PHONY: help install models test-models lint test ui ui-deps ui-types up down status bench bench-load clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,10 +41,27 @@ lint: $(STAMP) ## ruff (lint + format), mypy, hadolint
 	$(BIN)/mypy
 	$(BIN)/hadolint deploy/docker/*.Dockerfile
 
-test: $(STAMP) test-models lint ## install, fetch m1, lint, run the whole suite
+test: $(STAMP) test-models lint $(UI_DEPS) ## install, fetch m1, lint, run the whole suite (UI included)
+	@PYTHON=$(PYTHON) scripts/bootstrap.sh
 	$(BIN)/pytest
 
-up: $(STAMP) models ## start the stack (polyllm.yaml) in the background, wait until healthy
+$(UI_DEPS): ui/package-lock.json
+	@PYTHON=$(PYTHON) scripts/bootstrap.sh
+	cd ui && npm ci --no-audit --no-fund
+	@touch $@
+
+ui-deps: $(UI_DEPS) ## install the web UI's node packages (ui/node_modules)
+
+$(UI_DIST): $(UI_DEPS) $(UI_SRC)
+	cd ui && npm run build
+
+ui: $(UI_DIST) ## build the web UI into ui/dist when it is missing or stale
+
+ui-types: $(STAMP) $(UI_DEPS) ## regenerate the UI's types from the router's OpenAPI document
+	$(BIN)/python -m polyllm.demo.openapi ui/openapi.json
+	cd ui && npm run gen:types
+
+up: $(STAMP) models $(UI_DIST) ## start the stack (polyllm.yaml) in the background, wait until healthy
 	@PYTHON=$(PYTHON) scripts/bootstrap.sh
 	$(BIN)/polyllm up
 

@@ -2,8 +2,9 @@
 # Make sure this machine can build the virtualenv: Python >= 3.11 with venv, a C++ compiler and
 # cmake (llama-cpp-python compiles llama.cpp), run the tests: redis-server (the router tests
 # start their own on free ports), and run the stack: prometheus and prometheus-node-exporter
-# (`polyllm up` starts its own). As root on Debian, installs what is missing; otherwise says
-# what to install.
+# (`polyllm up` starts its own), and build and test the web UI: node >= 18 with npm, and Chromium
+# for its browser tests (optional: without it they are skipped). As root on Debian, installs what
+# is missing; otherwise says what to install.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 missing=()
@@ -20,11 +21,15 @@ command -v curl >/dev/null || missing+=(curl)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 18)' 2>/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+optional=()
+[[ -x /usr/bin/chromium ]] || optional+=(chromium)
+[[ ${#missing[@]} -eq 0 && ${#optional[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-  echo "installing Debian packages: ${missing[*]}"
+  echo "installing Debian packages: ${missing[*]} ${optional[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" "${optional[@]}"
   # These packages may start system services on the ports the stack's own processes use
   # (Redis 6379, Prometheus 9090, node exporter 9100); `polyllm up` starts its own and the tests
   # use free ports, so none is wanted: stop and disable them (not running is fine too).
@@ -34,7 +39,9 @@ if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
       || { service "$service" stop >/dev/null 2>&1; update-rc.d "$service" disable >/dev/null 2>&1; } \
       || true
   done
-else
+elif [[ ${#missing[@]} -gt 0 ]]; then
   echo "error: install these packages first: ${missing[*]} (e.g. sudo apt-get install ${missing[*]})" >&2
   exit 1
+else
+  echo "note: no Chromium: the UI's browser tests will be skipped (sudo apt-get install chromium)" >&2
 fi

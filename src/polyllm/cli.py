@@ -11,6 +11,7 @@ from pydantic_settings import SettingsError
 from rich.console import Console
 
 from polyllm.bench.cli import bench_app, smoke_command
+from polyllm.demo.cli import demo_app
 from polyllm.models.catalog import UnknownModelError
 from polyllm.models.cli import models_app
 from polyllm.monitoring.top import top_command
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
+app.add_typer(demo_app, name="demo")
 app.add_typer(train_app)  # score, label, report
 app.command("up")(up_command)
 app.command("down")(down_command)

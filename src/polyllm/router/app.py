@@ -16,7 +16,7 @@ from polyllm import __version__
 from polyllm.common.errors import install_error_handlers
 from polyllm.common.middleware import RequestIdMiddleware
 from polyllm.router.access import AccessMiddleware, AccessPolicy
-from polyllm.router.api import generate, openai, status
+from polyllm.router.api import generate, openai, status, ui
 from polyllm.router.backends import BackendSpec, load_registry
 from polyllm.router.cache import RedisResponseCache
 from polyllm.router.metrics import RouterMetrics
@@ -103,4 +103,5 @@ def create_app(settings: RouterSettings) -> FastAPI:
     app.include_router(generate.router)
     app.include_router(openai.router)
     app.include_router(status.router)
+    app.include_router(ui.router)  # the web UI at /, its plots and live figures
     return app

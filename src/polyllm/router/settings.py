@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings
 
@@ -100,3 +102,23 @@ class RouterSettings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         """The CORS allow-list (never a wildcard: the UI sends credentials)."""
         return [o.strip() for o in self.cors_origins.split(",") if o.strip() and o.strip() != "*"]
+
+    # -- the web UI (api/ui.py) --------------------------------------------------------------
+
+    ui_dir: Path = Field(
+        default=Path("ui/dist"),
+        description="The built web UI served at / (index.html and assets/; `make ui` builds it). "
+        "A relative path is relative to the working directory.",
+    )
+    benchmarks_dir: Path = Field(
+        default=Path("docs/benchmarks"),
+        description="Committed benchmark plots (*.png) that the UI shows.",
+    )
+    prometheus_url: str = Field(
+        default="http://127.0.0.1:9090",
+        pattern=r"^https?://[^\s]+$",
+        description="Prometheus behind the UI's live figures (a fixed allow-list of queries).",
+    )
+    prometheus_timeout_s: float = Field(
+        default=3.0, gt=0, le=60, description="Timeout of one Prometheus query."
+    )

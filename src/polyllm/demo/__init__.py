@@ -1,0 +1,1 @@
+"""The web UI's tooling on the Python side: its contract export and the demo recording."""
