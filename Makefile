@@ -29,11 +29,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install polyllm with its extras
 
-models: $(STAMP) ## fetch and verify all five models into models/
+models: $(STAMP) ## fetch and verify all five models (and the router's embedder) into models/
 	$(BIN)/polyllm models fetch --all
+	$(BIN)/polyllm models embedder
 
-test-models: $(STAMP) ## fetch the models the tests use (m1)
+test-models: $(STAMP) ## fetch the models the tests use (m1, the embedder)
 	$(BIN)/polyllm models fetch m1
+	$(BIN)/polyllm models embedder
 
 lint: $(STAMP) ## ruff (lint + format), mypy, hadolint
 	$(BIN)/ruff check src tests scripts/gpu_bench.py

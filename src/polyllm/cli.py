@@ -14,6 +14,7 @@ from polyllm.bench.cli import bench_app, smoke_command
 from polyllm.demo.cli import demo_app
 from polyllm.models.catalog import UnknownModelError
 from polyllm.models.cli import models_app
+from polyllm.models.embedder import embedder_command
 from polyllm.monitoring.top import top_command
 from polyllm.stack.cli import down_command, status_command, up_command
 from polyllm.training.cli import data_app
@@ -24,6 +25,7 @@ app = typer.Typer(
     help="PolyLLM: several small local GGUF models behind one smart router.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
+models_app.command("embedder")(embedder_command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
 app.add_typer(demo_app, name="demo")

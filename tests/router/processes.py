@@ -94,7 +94,10 @@ def registry_entry(
 def router(
     tmp: Path, registry: dict[str, dict[str, Any]], redis_url: str, **settings: Any
 ) -> Iterator[Proc]:
-    """``polyllm serve-router`` with this registry and settings (as env vars)."""
+    """``polyllm serve-router`` with this registry and settings (as env vars). The policy is the
+    heuristic unless ``policy=`` says otherwise: tests of the cascade need choices they can
+    predict; the learned policy's own tests ask for it."""
+    settings = {"policy": "heuristic", **settings}
     port = free_port()
     env = {
         **os.environ,

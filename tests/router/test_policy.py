@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from polyllm.router.backends import BackendSpec
 from polyllm.router.cascade import attempt_order
 from polyllm.router.features import extract
-from polyllm.router.policy import POLICIES, Candidate, Decision
+from polyllm.router.policy import Candidate, Decision
+from polyllm.router.policy.heuristic import HeuristicPolicy
 
 CANDIDATES = [Candidate("m1", 1), Candidate("m2", 2), Candidate("m3", 3), Candidate("m4", 4)]
 
 
 def decide(prompt: str, candidates: list[Candidate] = CANDIDATES) -> Decision:
-    return asyncio.run(POLICIES["heuristic"]().decide(extract(prompt), candidates))
+    return HeuristicPolicy().decide(prompt, candidates)
 
 
 def test_features_see_code_math_and_reasoning() -> None:

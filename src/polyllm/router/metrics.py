@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from polyllm.inference.metrics import LATENCY_BUCKETS, TTFT_BUCKETS
 
@@ -12,6 +12,7 @@ class RouterMetrics:
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, CPU seconds, open fds
         self.requests = Counter(
             "polyllm_router_requests", "Requests by outcome.", ["status"], registry=r
         )

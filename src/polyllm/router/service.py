@@ -27,7 +27,6 @@ from polyllm.common.schemas import (
 from polyllm.router.backends import BackendSpec
 from polyllm.router.cache import CachedAnswer, RedisResponseCache, cache_key, is_cacheable
 from polyllm.router.cascade import NoHealthyBackend, attempt_order, run_cascade
-from polyllm.router.features import extract
 from polyllm.router.metrics import RouterMetrics
 from polyllm.router.policy import Candidate, Decision, RoutingPolicy
 from polyllm.router.registry import Registry
@@ -105,18 +104,22 @@ class RouterService:
 
     def check_limits(self, req: RouterGenerateRequest) -> None:
         """What any caller may ask for, before any work is done."""
-        if len(req.prompt) > self.settings.max_prompt_chars:
-            raise InvalidRequest(
-                f"prompt is {len(req.prompt)} characters; the limit is "
-                f"{self.settings.max_prompt_chars}",
-                param="prompt",
-            )
+        self.check_prompt(req.prompt)
         ceiling = self.settings.max_tokens_ceiling
         if req.model is not None:
             ceiling = min(ceiling, self.registry.spec(req.model).max_tokens or ceiling)
         if req.max_tokens > ceiling:
             raise InvalidRequest(
                 f"max_tokens {req.max_tokens} is over the limit of {ceiling}", param="max_tokens"
+            )
+
+    def check_prompt(self, prompt: str) -> None:
+        """A prompt within the router's length limit."""
+        if len(prompt) > self.settings.max_prompt_chars:
+            raise InvalidRequest(
+                f"prompt is {len(prompt)} characters; the limit is "
+                f"{self.settings.max_prompt_chars}",
+                param="prompt",
             )
 
     async def plan(self, req: RouterGenerateRequest, request_id: str) -> Plan:
@@ -133,28 +136,34 @@ class RouterService:
             return Plan(req, request_id, decision, [spec], True, backend_fallback, key, "forced")
         if not available:
             raise NoHealthyBackend(f"no {req.prefer_backend} backend is up")
-        choosable = [b for b in available if b.tier < FALLBACK_TIER] or available
-        decision = await self.policy.decide(
-            extract(req.prompt), [Candidate(b.model, b.tier) for b in choosable]
-        )
-        first = next(b for b in available if b.model == decision.model)
-        escalations: list[FallbackAttempt] = []
-        if decision.confidence < self.settings.confidence_threshold:
-            bigger = attempt_order(first, available, 2)[1:]
-            if bigger:
-                escalations.append(
-                    FallbackAttempt(
-                        from_model=first.model, to_model=bigger[0].model, reason="low_confidence"
-                    )
-                )
-                self.metrics.fallbacks.labels(first.model, bigger[0].model, "low_confidence").inc()
-                first = bigger[0]
+        decision, first, escalations = self.decide(req.prompt, available)
         order = attempt_order(first, available, self.settings.max_attempts)
         key = self._key(req, first.model)
         return Plan(
             req, request_id, decision, order, False, backend_fallback, key, self.policy.name,
             escalations,
         )  # fmt: skip
+
+    def decide(
+        self, prompt: str, available: list[BackendSpec]
+    ) -> tuple[Decision, BackendSpec, list[FallbackAttempt]]:
+        """The policy's decision among ``available`` (never empty), the backend that answers
+        first, and the escalation when the policy was unsure: the fallback tier (the biggest
+        available model: m5, or the GPU model where the caller allows it)."""
+        choosable = [b for b in available if b.tier < FALLBACK_TIER] or available
+        decision = self.policy.decide(prompt, [Candidate(b.model, b.tier) for b in choosable])
+        first = next(b for b in available if b.model == decision.model)
+        threshold = self.settings.confidence_threshold
+        if threshold is None:
+            threshold = self.policy.confidence_threshold
+        fallback = max(available, key=lambda b: (b.tier, -b.cost))
+        if decision.confidence >= threshold or fallback.tier <= first.tier:
+            return decision, first, []
+        self.metrics.fallbacks.labels(first.model, fallback.model, "low_confidence").inc()
+        escalation = FallbackAttempt(
+            from_model=first.model, to_model=fallback.model, reason="low_confidence"
+        )
+        return decision, fallback, [escalation]
 
     def _key(self, req: RouterGenerateRequest, model: str) -> str | None:
         if self.cache is None or not is_cacheable(temp=req.temp, seed=req.seed, cache=req.cache):
@@ -360,7 +369,11 @@ class RouterService:
                 "backend": stats.backend,
                 "host": stats.host,
                 "confidence": stats.confidence,
+                "probabilities": stats.probabilities,
                 "rationale": stats.rationale,
+                "contributions": stats.contributions,
+                "policy": stats.policy,
+                "policy_version": self.policy.version if stats.policy != "forced" else None,
                 "latency_s": stats.latency_s,
                 "ttft_s": stats.ttft_s,
                 "tokens_per_s": stats.tokens_per_s,

@@ -30,7 +30,18 @@ class RouterSettings(BaseSettings):
         description="Model registry: JSON, or a path to a JSON/YAML file "
         "(default: m1..m5 on http://127.0.0.1:8101..8105).",
     )
-    policy: str = Field(default="heuristic", description="Routing policy name.")
+    policy: str = Field(default="learned", description="Routing policy: learned or heuristic.")
+    router_model: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("router_model", "polyllm_router_model"),
+        description="The learned policy's router_model.txt, its sidecar files beside it "
+        "(default: the model committed in the package).",
+    )
+    embedder_dir: Path = Field(
+        default=Path("models/embedder"),
+        validation_alias=AliasChoices("embedder_dir", "polyllm_embedder_dir"),
+        description="The sentence embedder's files (`polyllm models embedder` fetches them).",
+    )
     api_keys: str | None = Field(
         default=None,
         validation_alias=AliasChoices("api_keys", "polyllm_api_keys"),
@@ -83,11 +94,12 @@ class RouterSettings(BaseSettings):
     eject_cooldown_s: float = Field(
         default=10.0, gt=0, le=600, description="How long an ejected backend is skipped."
     )
-    confidence_threshold: float = Field(
-        default=0.5,
+    confidence_threshold: float | None = Field(
+        default=None,
         ge=0,
         le=1,
-        description="Below this confidence the policy's choice is escalated one tier up.",
+        description="Below this confidence the request goes to the fallback tier instead "
+        "(default: the policy's own, calibrated on validation for the learned policy).",
     )
 
     log_level: LogLevel = Field(default="INFO", description="Log level.")

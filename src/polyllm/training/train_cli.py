@@ -11,17 +11,26 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from polyllm.models.embedder import EMBEDDER_DIR, fetch_embedder
+from polyllm.router.embedding import StaticEmbedder
+from polyllm.router.policy.learned import TRAINED_DIR, TrainedRouter
 from polyllm.training.collect import COMMITTED, WORKING, read_answers
+from polyllm.training.cost import calibrated_latency
 from polyllm.training.dataset import DEFAULT_DATASET, DEFAULT_SOURCE
 from polyllm.training.labels import (
     COLLECTION,
     DEFAULT_LAMBDAS,
     LABELS,
+    MODEL_ORDER,
     complete_outcomes,
     label_rows,
     labelled_models,
 )
 from polyllm.training.report import REPORT, ReportInputs, write_report
+from polyllm.training.router_eval import REPORT as EVAL_REPORT
+from polyllm.training.router_eval import evaluate
+from polyllm.training.router_eval import write_report as write_eval_report
+from polyllm.training.router_train import DEFAULT_LAMBDA, load_examples, train_router
 from polyllm.training.scores import (
     SCORES,
     latest_answers,
@@ -53,8 +62,9 @@ def _answer_paths(answers: list[Path] | None) -> list[Path]:
 
 
 def _latencies(paths: list[Path]) -> dict[tuple[str, str], float]:
+    """Calibrated latency of each answer (see :mod:`polyllm.training.cost`)."""
     latest = latest_answers(read_answers(*paths))
-    return {pair: float(a["latency_s"]) for pair, a in latest.items()}
+    return {pair: calibrated_latency(dict(a)) for pair, a in latest.items()}
 
 
 def _count_lines(path: Path) -> int:
@@ -143,3 +153,61 @@ def report_command(
     )
     plot = write_report(inputs, output)
     _console.print(f"report → {output} (plot {plot}); N = {len(inputs.outcomes)}")
+
+
+EmbedderOpt = Annotated[Path, typer.Option(help="Sentence-embedder files (fetched if missing).")]
+DatasetOpt = Annotated[Path, typer.Option(help="Built dataset (prompt text and split).")]
+LabelsOpt = Annotated[Path, typer.Option(help="Labels file (gzip JSONL).")]
+
+
+@train_app.command("train")
+def train_command(
+    lam: Annotated[float, typer.Option("--lambda", min=0, help="Latency weight λ.")] = (
+        DEFAULT_LAMBDA
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    labels: LabelsOpt = LABELS,
+    dataset: DatasetOpt = DEFAULT_DATASET,
+    embedder_dir: EmbedderOpt = EMBEDDER_DIR,
+    collection: Annotated[Path, typer.Option(help="Collection config.")] = COLLECTION,
+    out: Annotated[Path, typer.Option(help="Where the three model files go.")] = TRAINED_DIR,
+) -> None:
+    """Fit the LightGBM router on the labelled prompts (train split), choose its settings and
+    confidence threshold on validation, and write router_model.txt + sidecar files."""
+    examples = load_examples(labels, dataset)
+    embedder = StaticEmbedder.load(fetch_embedder(embedder_dir))
+    models = labelled_models(collection)
+    inherits = {m: models[-1] for m in MODEL_ORDER if m not in models}
+    try:
+        meta = train_router(examples, embedder, out, lam, seed, models, inherits)
+    except ValueError as exc:
+        _console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    _console.print(
+        f"trained on {meta['counts']['train']} prompts (λ={lam}): {meta['rounds']} rounds, "
+        f"validation utility {meta['validation']['utility']}, accuracy "
+        f"{meta['validation']['accuracy']}, confidence threshold "
+        f"{meta['confidence_threshold']} → {out}"
+    )
+
+
+@train_app.command("evaluate")
+def evaluate_command(
+    labels: LabelsOpt = LABELS,
+    dataset: DatasetOpt = DEFAULT_DATASET,
+    embedder_dir: EmbedderOpt = EMBEDDER_DIR,
+    model_dir: Annotated[Path, typer.Option(help="The trained router's files.")] = TRAINED_DIR,
+    output: Annotated[Path, typer.Option(help="Markdown report.")] = EVAL_REPORT,
+) -> None:
+    """Compare the trained router with always-mN, random, heuristic, kNN and the oracle on the
+    test split; write docs/router-eval.md and its plot."""
+    examples = load_examples(labels, dataset)
+    trained = TrainedRouter.load(model_dir, fetch_embedder(embedder_dir))
+    evaluation = evaluate(examples, trained, trained.featurizer.embedder.embed)
+    path = write_eval_report(evaluation, trained.meta, output)
+    for r in evaluation.results:
+        _console.print(
+            f"{r.name:<34} quality {r.quality:.3f}  PGR {r.pgr:5.2f}  "
+            f"latency {r.mean_latency:5.2f} s  m4 share {r.shares.get('m4', 0):.0%}"
+        )
+    _console.print(f"→ {path}")

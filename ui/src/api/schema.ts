@@ -105,6 +105,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/route": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Route
+         * @description Which model would answer ``prompt`` (among the allowed, healthy ones) and why.
+         */
+        post: operations["route_route_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ui/benchmarks": {
         parameters: {
             query?: never;
@@ -441,6 +461,52 @@ export interface components {
             object?: "list";
         };
         /**
+         * RouteDecision
+         * @description ``POST /route``'s answer: what the policy chose among the allowed healthy models, why,
+         *     and where the request would go (``model`` differs from ``chosen`` after an escalation).
+         */
+        RouteDecision: {
+            /**
+             * Backend
+             * @enum {string}
+             */
+            backend: "cpu" | "gpu";
+            /**
+             * Backend Fallback
+             * @default false
+             */
+            backend_fallback?: boolean;
+            /**
+             * Chosen
+             * @description The policy's own choice, before any escalation.
+             */
+            chosen: string;
+            /** Confidence */
+            confidence: number;
+            /** Confidence Threshold */
+            confidence_threshold: number;
+            /** Contributions */
+            contributions: {
+                [key: string]: number;
+            };
+            /** Fallbacks */
+            fallbacks?: components["schemas"]["FallbackAttempt"][];
+            /** Host */
+            host: string;
+            /** Model */
+            model: string;
+            /** Policy */
+            policy: string;
+            /** Policy Version */
+            policy_version: string;
+            /** Probabilities */
+            probabilities: {
+                [key: string]: number;
+            };
+            /** Rationale */
+            rationale: string;
+        };
+        /**
          * RouteEvent
          * @description The router's decision, sent before the first token.
          */
@@ -485,6 +551,24 @@ export interface components {
             rationale: string;
             /** Request Id */
             request_id: string;
+        };
+        /**
+         * RouteRequest
+         * @description ``POST /route``: the decision the router would make, without generating.
+         */
+        RouteRequest: {
+            /**
+             * Prefer Backend
+             * @description Restrict to cpu or gpu backends (auto: any).
+             * @default auto
+             * @enum {string}
+             */
+            prefer_backend?: "cpu" | "gpu" | "auto";
+            /**
+             * Prompt
+             * @description The prompt to route.
+             */
+            prompt: string;
         };
         /**
          * RouterGenerateRequest
@@ -776,6 +860,39 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                };
+            };
+        };
+    };
+    route_route_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RouteRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RouteDecision"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

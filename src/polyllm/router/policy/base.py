@@ -1,12 +1,10 @@
-"""The routing-policy interface: features and candidates in, a decision out."""
+"""The routing-policy interface: a prompt and the allowed candidates in, a decision out."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-from polyllm.router.features import PromptFeatures
 
 
 @dataclass(frozen=True)
@@ -34,10 +32,16 @@ class RoutingPolicy(ABC):
 
     name: str = "abstract"
     version: str = "0"
+    """Part of the answer cache key: a new policy never serves an old policy's cached routes."""
+    confidence_threshold: float = 0.5
+    """Below this confidence the router sends the request to the fallback tier instead."""
 
     @abstractmethod
-    async def decide(self, features: PromptFeatures, candidates: Sequence[Candidate]) -> Decision:
-        """Pick one of ``candidates`` (never empty) for a prompt with ``features``."""
+    def decide(self, prompt: str, candidates: Sequence[Candidate]) -> Decision:
+        """Pick one of ``candidates`` (never empty; healthy and allowed) for ``prompt``.
+
+        Synchronous and fast (a millisecond or two): the router calls it on its event loop.
+        """
 
 
 def normalise(scores: dict[str, float]) -> dict[str, float]:

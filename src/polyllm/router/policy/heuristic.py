@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from polyllm.router.features import PromptFeatures
+from polyllm.router.features import extract
 from polyllm.router.policy.base import Candidate, Decision, RoutingPolicy, normalise
 
 # How much each cue adds to the difficulty (0 = the smallest model will do, 3 = the largest).
@@ -27,7 +27,8 @@ class HeuristicPolicy(RoutingPolicy):
     name = "heuristic"
     version = "heuristic-1"
 
-    async def decide(self, features: PromptFeatures, candidates: Sequence[Candidate]) -> Decision:
+    def decide(self, prompt: str, candidates: Sequence[Candidate]) -> Decision:
+        features = extract(prompt)
         contributions = {
             "has_code": WEIGHTS["has_code"] * features.has_code,
             "has_math": WEIGHTS["has_math"] * features.has_math,
