@@ -204,12 +204,6 @@ def test_ifeval_language_detection() -> None:
     assert verdict("ifeval", reference, "This answer is written in plain English words.") is False
 
 
-def test_judge_is_not_scored_automatically() -> None:
-    assert score(record("judge", "a reference answer"), "anything") == ScoreResult(
-        None, None, None, "judge"
-    )
-
-
 def test_parse_number() -> None:
     assert parse_number("$1,234.50") == parse_number("1234.5")
     assert parse_number(r"\frac{3}{4}") == parse_number("0.75")

@@ -1,8 +1,10 @@
-"""Batch scoring: every answer once, error records skipped, resumable, judge scored None."""
+"""Batch scoring: every answer once, error records skipped, resumable; answers stored without a
+score (open-ended ones from before the judge existed) are scored again."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,16 @@ def test_scores_every_answer_without_error(tmp_path: Path) -> None:
     assert got[("p1", "m1")].correct is True
     assert got[("p1", "m2")].score == 0.0
     assert got[("p2", "m1")].extracted == "B"
-    assert got[("p3", "m1")].score is None
+    judged = got[("p3", "m1")].score
+    assert judged is not None and 0.0 <= judged <= 1.0
+
+
+def test_an_answer_stored_without_a_score_is_scored_again(tmp_path: Path) -> None:
+    out = tmp_path / "scores.jsonl.gz"
+    old = ScoreRecord("p3", "m1", "chat", "judge", None, None, None, "judge")
+    scores_module.write_jsonl(out, [asdict(old)])
+    run = score_answers(ANSWERS[4:5], RECORDS, out, workers=1)
+    assert run.scored == 1 and read_scores(out)[("p3", "m1")].score is not None
 
 
 def test_second_run_skips_scored_pairs_unless_rescore(

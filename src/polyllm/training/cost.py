@@ -34,9 +34,10 @@ SPEEDS["m5"] = SPEEDS["m4"]  # m5 serves the m4 file by default
 
 def calibrated_latency(answer: dict[str, Any]) -> float:
     """Seconds the answer takes on an idle machine: prompt tokens at the model's prefill speed
-    plus completion tokens at its decode speed; the measured latency for an unknown model."""
+    plus completion tokens at its decode speed; the measured latency for an unknown model or
+    an answer without token counts."""
     speed = SPEEDS.get(str(answer["model"]))
-    if speed is None:
+    if speed is None or answer.get("prompt_tokens") is None:
         return float(answer["latency_s"])
     return (
         float(answer["prompt_tokens"]) / speed.prefill

@@ -154,6 +154,12 @@ def render(inputs: ReportInputs, plot_name: str = PLOT_NAME) -> str:
         "",
         "## Mean latency per model",
         "",
+        "Calibrated, not wall-clock: each answer's prompt and completion tokens at the model's "
+        "idle-machine prefill and decode speeds (`polyllm.training.cost`, from "
+        "docs/benchmarks/cpu-latency.md). The collection ran the models side by side on two "
+        "shared cores, so its measured latencies (kept in the records) mix a model's speed "
+        "with whatever else was running.",
+        "",
         *_latency_section(inputs),
         "",
         "## Labels",

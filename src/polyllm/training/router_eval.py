@@ -9,9 +9,10 @@ gap recovered") places a quality between always-m1 (0) and always-m4 (1).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +35,7 @@ CURVE_PLOT = "router-eval-curve.png"
 LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2)
 KS = (1, 3, 5, 9, 15, 25)
 RANDOM_REPEATS = 200
+BOOTSTRAP = 2000
 
 
 @dataclass
@@ -100,6 +102,19 @@ def knn_picks(
     return [models[int(table[idx].mean(axis=0).argmax())] for idx in near]
 
 
+def paired_interval(
+    a: Sequence[str], b: Sequence[str], test: Sequence[Example], seed: int = 0
+) -> tuple[float, float]:
+    """95% bootstrap interval of quality(a) - quality(b) over the test prompts (paired:
+    each resample takes the same prompts for both policies)."""
+    diff = np.array(
+        [e.outcome.scores[x] - e.outcome.scores[y] for e, x, y in zip(test, a, b, strict=True)]
+    )
+    rng = np.random.default_rng(seed)
+    means = rng.choice(diff, size=(BOOTSTRAP, len(diff))).mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
 def random_matched(shares: dict[str, float], test: Sequence[Example], seed: int) -> Result:
     """Random routing with the given model shares, averaged over many draws."""
     rng = np.random.default_rng(seed)
@@ -126,6 +141,8 @@ class Evaluation:
     curves: dict[str, list[tuple[float, float, float]]]
     """Policy family → (quality, mean latency, share to the strong model) per knob value."""
     apgr: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    """Policy → 95% interval of its quality minus always-m4's."""
     k: int
     threshold: float
     lam: float
@@ -187,8 +204,7 @@ def evaluate(
 
     curves: dict[str, list[tuple[float, float, float]]] = {"LightGBM (λ)": [], "kNN (λ)": []}
     for curve_lam in LAMBDAS:
-        y_train = np.array([models.index(e.outcome.best_model(curve_lam, models)) for e in train])
-        booster = fit(x["train"], y_train, x["validation"], val, models, curve_lam, seed=0).booster
+        booster = fit(x["train"], train, x["validation"], val, models, curve_lam, seed=0).booster
         p = np.asarray(booster.predict(x["test"], num_iteration=booster.best_iteration))
         curves["LightGBM (λ)"].append(point([models[int(i)] for i in p.argmax(axis=1)]))
         curves["kNN (λ)"].append(
@@ -204,7 +220,13 @@ def evaluate(
         for name, points in curves.items()
     }
     counts = {"train": len(train), "validation": len(val), "test": len(test)}
-    return Evaluation(results, curves, areas, k, threshold, lam, counts)
+    always_strong = results[len(models) - 1].picks
+    intervals = {
+        r.name: paired_interval(r.picks, always_strong, test)
+        for r in results
+        if not r.name.startswith(("always", "random"))
+    }
+    return Evaluation(results, curves, areas, intervals, k, threshold, lam, counts)
 
 
 def plot_curves(evaluation: Evaluation, path: Path) -> None:
@@ -248,7 +270,7 @@ def _goal(evaluation: Evaluation, result: Result) -> list[str]:
     return [f"- {'met' if ok else '**not met**'}: {text}" for ok, text in checks]
 
 
-def render(evaluation: Evaluation, meta: dict[str, object]) -> str:
+def render(evaluation: Evaluation, meta: Mapping[str, Any]) -> str:
     """The markdown report."""
     models = sorted({m for r in evaluation.results for m in r.shares} | {"m1", "m2", "m3", "m4"})
     cats = sorted({c for r in evaluation.results for c in r.per_category})
@@ -299,10 +321,29 @@ def render(evaluation: Evaluation, meta: dict[str, object]) -> str:
     lines += ["", "## The goal", "", "LightGBM:", *_goal(evaluation, lgbm), "",
               "LightGBM + cascade:", *_goal(evaluation, casc), ""]  # fmt: skip
     lines += [
+        "## Reading these numbers",
+        "",
+        f"The test split holds {c['test']} labelled prompts: the prompts for which every "
+        "distinct model's answer has been collected and scored so far (the collection is still "
+        "running). With so few prompts one answer "
+        f"moves a policy's quality by {1 / max(c['test'], 1):.3f}, so differences between "
+        "policies are mostly within noise. 95% bootstrap intervals (paired, "
+        f"{BOOTSTRAP} resamples) of quality minus always-m4's:",
+        "",
+        *(f"- {name}: [{lo:+.3f}, {hi:+.3f}]" for name, (lo, hi) in evaluation.intervals.items()),
+        "",
+        "Where the router falls short, the causes are (1) data size: a few hundred training "
+        f"prompts for a {len(meta.get('classes', []))}-class problem with "
+        f"{len(meta.get('features', []))} features; (2) label noise: the label is the argmax "
+        "of mostly 0/1 scores, so most prompts that every model fails (or every model passes) are "
+        "labelled by latency alone, and the classes overlap heavily; (3) feature signal: "
+        "the cues see what a prompt asks for, not how hard it is, and the embedding's principal "
+        "components mostly separate topics. The oracle's row shows the headroom.",
+        "",
         "## The model",
         "",
         f"`{meta.get('features_version')}`-version features "
-        f"({len(meta.get('features', []))}: cues + embedding PCA), "  # type: ignore[arg-type]
+        f"({len(meta.get('features', []))}: cues + embedding PCA), "
         f"params {meta.get('params')}, {meta.get('rounds')} rounds, data sha256 "
         f"`{str(meta.get('data_sha256'))[:16]}…`, validation {meta.get('validation')}.",
         "",
@@ -310,7 +351,7 @@ def render(evaluation: Evaluation, meta: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def write_report(evaluation: Evaluation, meta: dict[str, object], path: Path = REPORT) -> Path:
+def write_report(evaluation: Evaluation, meta: Mapping[str, Any], path: Path = REPORT) -> Path:
     """Write the report and its plot next to it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     plot_curves(evaluation, path.parent / CURVE_PLOT)

@@ -34,8 +34,12 @@ DEFAULT_LAMBDA = 0.3
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.0, 0.95, 0.05))
 NUM_LEAVES = (4, 8, 16)
 MIN_DATA_IN_LEAF = (5, 15)
-CLASS_WEIGHTS = (False, True)
-"""False: every prompt weighs 1; True: inverse class frequency ("balanced")."""
+TARGETS = ("hard", "balanced", "soft")
+"""How prompts become training rows: ``hard`` = one row for the best model; ``balanced`` = the
+same, weighted by inverse class frequency; ``soft`` = one row per model, weighted by the softmax
+of the models' utilities at temperature :data:`SOFT_TEMPERATURE` (a model nearly as good as the
+best still counts, and a prompt that every model fails teaches little beyond speed)."""
+SOFT_TEMPERATURE = 0.1
 
 Matrix = NDArray[np.float64]
 
@@ -112,14 +116,22 @@ def _params(num_leaves: int, min_data_in_leaf: int, classes: int, seed: int) -> 
     }
 
 
-def _weights(y: NDArray[np.int64], classes: int, balanced: bool) -> NDArray[np.float64]:
-    """Inverse class frequency (``balanced``) or ones."""
-    if not balanced:
-        return np.ones(len(y))
-    counts = np.bincount(y, minlength=classes).astype(float)
-    per_class = len(y) / (classes * np.maximum(counts, 1))
-    weights: NDArray[np.float64] = per_class[y]
-    return weights
+def training_rows(
+    x: Matrix, examples: Sequence[Example], classes: Sequence[str], lam: float, target: str
+) -> tuple[Matrix, NDArray[np.int64], NDArray[np.float64]]:
+    """Features, class and weight of each training row for a :data:`TARGETS` mode."""
+    if target == "soft":
+        u = np.array([[utility(e.outcome, m, lam) for m in classes] for e in examples])
+        p = np.exp((u - u.max(axis=1, keepdims=True)) / SOFT_TEMPERATURE)
+        p /= p.sum(axis=1, keepdims=True)
+        y = np.tile(np.arange(len(classes)), len(examples))
+        return np.repeat(x, len(classes), axis=0), y, p.ravel()
+    y = np.array([classes.index(e.outcome.best_model(lam, classes)) for e in examples])
+    if target == "hard":
+        return x, y, np.ones(len(y))
+    counts = np.bincount(y, minlength=len(classes)).astype(float)
+    per_class = len(y) / (len(classes) * np.maximum(counts, 1))
+    return x, y, per_class[y]
 
 
 @dataclass
@@ -128,30 +140,29 @@ class Fit:
 
     booster: lgb.Booster
     params: dict[str, Any]
-    balanced: bool
+    target: str
     rounds: int
     val_utility: float
 
 
 def fit(
     x_train: Matrix,
-    y_train: NDArray[np.int64],
+    train: Sequence[Example],
     x_val: Matrix,
     val: Sequence[Example],
     classes: Sequence[str],
     lam: float,
     seed: int,
 ) -> Fit:
-    """Grid-search the hyper-parameters on the validation split's routing utility; the number
-    of rounds per setting by early stopping on validation log-loss."""
+    """Grid-search the hyper-parameters and the training target on the validation split's
+    routing utility; the number of rounds per setting by early stopping on validation
+    log-loss."""
     y_val = np.array([classes.index(e.outcome.best_model(lam, classes)) for e in val])
     best: Fit | None = None
-    grid = itertools.product(NUM_LEAVES, MIN_DATA_IN_LEAF, CLASS_WEIGHTS)
-    for leaves, min_leaf, balanced in grid:
+    for leaves, min_leaf, target in itertools.product(NUM_LEAVES, MIN_DATA_IN_LEAF, TARGETS):
         params = _params(leaves, min_leaf, len(classes), seed)
-        train_set = lgb.Dataset(
-            x_train, y_train, weight=_weights(y_train, len(classes), balanced), free_raw_data=False
-        )
+        x, y, w = training_rows(x_train, train, classes, lam, target)
+        train_set = lgb.Dataset(x, y, weight=w, free_raw_data=False)
         val_set = lgb.Dataset(x_val, y_val, reference=train_set)
         booster = lgb.train(
             params,
@@ -164,7 +175,7 @@ def fit(
         picks = [classes[int(i)] for i in proba.argmax(axis=1)]
         score = mean_utility(val, picks, lam)
         if best is None or score > best.val_utility + 1e-12:
-            best = Fit(booster, params, balanced, booster.best_iteration, score)
+            best = Fit(booster, params, target, booster.best_iteration, score)
     assert best is not None
     return best
 
@@ -202,8 +213,8 @@ def train_router(
     featurizer = Featurizer(embedder, pca)
     x_train = featurizer.matrix([e.prompt for e in train])
     x_val = featurizer.matrix([e.prompt for e in val])
-    y_train = np.array([classes.index(e.outcome.best_model(lam, classes)) for e in train])
-    chosen = fit(x_train, y_train, x_val, val, classes, lam, seed)
+    y_train = [e.outcome.best_model(lam, classes) for e in train]
+    chosen = fit(x_train, train, x_val, val, classes, lam, seed)
     proba = np.asarray(chosen.booster.predict(x_val, num_iteration=chosen.rounds))
     threshold = calibrate_threshold(proba, val, classes, lam)
     picks = [classes[int(i)] for i in proba.argmax(axis=1)]
@@ -217,11 +228,11 @@ def train_router(
         "features": list(featurizer.names),
         "features_version": FEATURES_VERSION,
         "lightgbm": lgb.__version__,
-        "params": {**chosen.params, "class_weight": "balanced" if chosen.balanced else None},
+        "params": {**chosen.params, "target": chosen.target},
         "rounds": chosen.rounds,
         "confidence_threshold": threshold,
         "counts": {s: len(split(examples, s)) for s in ("train", "validation", "test")},
-        "train_labels": dict(sorted(Counter(classes[i] for i in y_train).items())),
+        "train_labels": dict(sorted(Counter(y_train).items())),
         "validation": {
             "utility": round(chosen.val_utility, 4),
             "accuracy": round(

@@ -22,21 +22,30 @@ file (``scorer``, ``reference``, ``prompt``…). Choices made to be fair to smal
 - ``ifeval``: IFEval's checks with the paper's *loose* criterion (the response also passes when
   its first/last line or markdown asterisks are removed): score = fraction of instructions
   followed, correct = all followed. The strict counts are in the reason.
-- ``judge``: open-ended; not scored automatically in this version (``score`` is ``None``).
+- ``judge``: open-ended; the cosine similarity of the response's and the reference answer's
+  all-MiniLM-L6-v2 embeddings (the sentence-transformers model, run in NumPy by
+  :mod:`polyllm.router.embedding`; both texts cut to its first 128 tokens), clipped to [0, 1].
+  ``correct`` when it reaches :data:`JUDGE_CORRECT`. A similarity says the answer is *about*
+  what the reference says, not that it is right: a weak judge, used because nothing else
+  scores open-ended answers offline.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyllm.training import extract
 from polyllm.training.ifeval import check_instructions
 from polyllm.training.sandbox import run_python
+
+if TYPE_CHECKING:
+    from polyllm.router.embedding import Embedder
 
 
 @dataclass(frozen=True)
@@ -249,9 +258,27 @@ def score_ifeval(record: Mapping[str, Any], response: str) -> ScoreResult:
     return ScoreResult(score_value, total > 0 and loose == total, None, reason)
 
 
+JUDGE_CORRECT = 0.7
+
+
+@functools.cache
+def _judge_embedder() -> Embedder:
+    """The full MiniLM, loaded once per process (fetched into models/embedder if missing)."""
+    from polyllm.models.embedder import fetch_embedder
+    from polyllm.router.embedding import Embedder
+
+    return Embedder(fetch_embedder())
+
+
 def score_judge(record: Mapping[str, Any], response: str) -> ScoreResult:
-    """Open-ended prompts are not scored automatically in this version."""
-    return ScoreResult(None, None, None, "judge")
+    """Embedding similarity between the response and the reference answer."""
+    reference = str(record.get("reference") or "")
+    if not response.strip() or not reference.strip():
+        return ScoreResult(0.0, False, None, "empty response or reference")
+    embedder = _judge_embedder()
+    similarity = float(embedder.embed(response) @ embedder.embed(reference))
+    value = min(1.0, max(0.0, similarity))
+    return ScoreResult(value, value >= JUDGE_CORRECT, None, f"similarity {similarity:.3f}")
 
 
 SCORERS: dict[str, Scorer] = {

@@ -140,7 +140,8 @@ def score_answers(
 ) -> ScoreRun:
     """Score every answer not yet in ``output`` (all of them when ``rescore``) and rewrite
     ``output`` with old and new scores."""
-    done = {} if rescore else read_scores(output)
+    # An answer without a score (an open-ended one scored before the judge existed) is tried again.
+    done = {} if rescore else {k: v for k, v in read_scores(output).items() if v.score is not None}
     latest = latest_answers(answers)
     unknown = [pair for pair in latest if pair[0] not in records]
     if unknown:
