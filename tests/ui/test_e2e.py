@@ -39,7 +39,7 @@ def test_the_ui_in_a_real_browser_against_a_real_stack(tmp_path: Path) -> None:
             tmp_path,
             {"m1": registry_entry(m1.url, 1)},
             redis.url,
-            policy="heuristic",
+            policy="learned",  # the default: its rationale is what the page shows
             ui_dir=dist,
             prometheus_url=f"http://127.0.0.1:{free_port()}",  # nobody: the UI must say so
         ) as proc,
