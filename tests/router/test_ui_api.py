@@ -96,8 +96,8 @@ def test_benchmark_plots_are_listed_and_served(tmp_path: Path) -> None:
     with client(settings(tmp_path)) as c:
         listed = c.get("/ui/benchmarks").json()
         assert [(p["name"], p["title"], p["url"]) for p in listed["charts"]] == [
+            ("router/cache_hit.png", "router: cache hit", "/ui/benchmarks/router/cache_hit.png"),
             ("cpu-latency.png", "cpu latency", "/ui/benchmarks/cpu-latency.png"),
-            ("router/cache_hit.png", "cache hit", "/ui/benchmarks/router/cache_hit.png"),
         ]
         image = c.get("/ui/benchmarks/router/cache_hit.png")
         assert image.status_code == 200 and image.content == PNG

@@ -192,18 +192,26 @@ async def asset(name: str, service: ServiceDep) -> FileResponse:
 
 @router.get("/ui/benchmarks", response_model=BenchmarkCharts)
 async def benchmark_charts(service: ServiceDep) -> BenchmarkCharts:
-    """The committed benchmark plots (``*.png`` under the benchmarks folder)."""
+    """The committed benchmark plots (``*.png`` under the benchmarks folder), titled with the
+    run they belong to; the router's runs first (what callers get), then the rest by name."""
     folder = service.settings.benchmarks_dir
     paths = sorted(folder.rglob("*.png")) if folder.is_dir() else []
+    paths.sort(key=lambda p: not p.parent.name.endswith("router"))  # stable: names stay sorted
     charts = [
         BenchmarkChart(
             name=(name := p.relative_to(folder).as_posix()),
-            title=p.stem.replace("-", " ").replace("_", " "),
+            title=_chart_title(p.relative_to(folder)),
             url=f"/ui/benchmarks/{name}",
         )
         for p in paths
     ]
     return BenchmarkCharts(folder=str(folder), charts=charts)
+
+
+def _chart_title(relative: Path) -> str:
+    """``cpu/short-router/ttft_vs_concurrency.png`` → ``short-router: ttft vs concurrency``."""
+    words = relative.stem.replace("-", " ").replace("_", " ")
+    return f"{relative.parent.name}: {words}" if relative.parent.name else words
 
 
 @router.get("/ui/benchmarks/{name:path}", include_in_schema=False)
