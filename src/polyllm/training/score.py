@@ -263,9 +263,14 @@ JUDGE_CORRECT = 0.7
 
 @functools.cache
 def _judge_embedder() -> Embedder:
-    """The full MiniLM, loaded once per process (fetched into models/embedder if missing)."""
+    """The full MiniLM, loaded once per process (fetched into models/embedder if missing).
+    Scoring runs one process per core, so each uses one BLAS thread."""
+    from threadpoolctl import threadpool_limits
+
     from polyllm.models.embedder import fetch_embedder
     from polyllm.router.embedding import Embedder
+
+    threadpool_limits(limits=1, user_api="blas")
 
     return Embedder(fetch_embedder())
 
