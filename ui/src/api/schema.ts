@@ -134,7 +134,8 @@ export interface paths {
         };
         /**
          * Benchmark Charts
-         * @description The committed benchmark plots (``*.png`` under the benchmarks folder).
+         * @description The committed benchmark plots (``*.png`` under the benchmarks folder), titled with the
+         *     run they belong to; the router's runs first (what callers get), then the rest by name.
          */
         get: operations["benchmark_charts_ui_benchmarks_get"];
         put?: never;
