@@ -34,8 +34,19 @@ def bench_models(
     ] = None,
     models_dir: Annotated[Path, typer.Option(help="Model files.")] = Path("models"),
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("docs/benchmarks"),
+    concurrency: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated client counts (1,2,4,8): measure continuous batching "
+            "(serial vs N_PARALLEL engine) instead of service vs in-process."
+        ),
+    ] = None,
+    requests: Annotated[
+        int, typer.Option(min=1, max=1000, help="With --concurrency: requests per level (min).")
+    ] = 8,
 ) -> None:
-    """TTFT and decode tokens/s per model: HTTP service vs in-process llama-cpp-python."""
+    """TTFT and decode tokens/s per model: HTTP service vs in-process llama-cpp-python, or
+    (with --concurrency) the engines' aggregate and per-request rates under concurrent load."""
     from polyllm.bench.latency import BenchConfig, run
 
     ids = [m.strip() for m in models.split(",") if m.strip()]
@@ -44,6 +55,9 @@ def bench_models(
         raise typer.BadParameter(
             f"unknown model(s) {', '.join(unknown)}; known: {', '.join(CATALOG)}"
         )
+    if concurrency is not None:
+        _bench_concurrency(ids, concurrency, requests, max_tokens, threads, models_dir, out)
+        return
     cfg = BenchConfig(
         models=ids, repeats=repeats, max_tokens=max_tokens, models_dir=models_dir, out_dir=out
     )
@@ -69,6 +83,43 @@ def bench_models(
             r["model"], r["prompt"], str(r["in-process_ttft_ms"]), str(r["service_ttft_ms"]),
             str(r["ttft_added_ms"]), str(r["in-process_tok_s"]), str(r["service_tok_s"]),
             f"{r['tok_s_loss_pct']}%",
+        )  # fmt: skip
+    _console.print(table)
+
+
+def _bench_concurrency(
+    ids: list[str], levels: str, requests: int, max_tokens: int, threads: int | None,
+    models_dir: Path, out: Path,
+) -> None:  # fmt: skip
+    from polyllm.bench.batching import ConcurrencyConfig, run
+
+    try:
+        counts = sorted({int(c) for c in levels.split(",") if c.strip()})
+    except ValueError:
+        raise typer.BadParameter(
+            f"--concurrency wants numbers like 1,2,4,8, not {levels!r}"
+        ) from None
+    if not counts or counts[0] < 1 or counts[-1] > 64:
+        raise typer.BadParameter("--concurrency: client counts from 1 to 64")
+    cfg = ConcurrencyConfig(
+        models=ids, levels=counts, requests=requests, max_tokens=max_tokens,
+        models_dir=models_dir, out_dir=out,
+    )  # fmt: skip
+    if threads is not None:
+        cfg = ConcurrencyConfig(**{**cfg.__dict__, "n_threads": threads})
+    try:
+        rows = run(cfg, echo=_console.print)
+    except RuntimeError as exc:
+        _console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    table = Table(
+        "model", "engine", "c", "agg tok/s", "x c1", "req tok/s", "TTFT p95", "x c1", "same"
+    )
+    for r in rows:
+        table.add_row(
+            r["model"], r["engine"], str(r["concurrency"]), str(r["aggregate_tok_s"]),
+            str(r["aggregate_x"]), str(r["per_request_tok_s_p50"]), str(r["ttft_p95_ms"]),
+            str(r["ttft_p95_x"]), r["same_text_as_serial"],
         )  # fmt: skip
     _console.print(table)
 

@@ -122,8 +122,10 @@ def model_service(
     n_ctx: int | None = None,
     log_level: str | None = None,
     timeout_s: float = 300,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[str]:
-    """``polyllm serve-model`` for one model; yields its base URL once ``/health`` is 200."""
+    """``polyllm serve-model`` for one model (more flags in ``extra``); yields its base URL
+    once ``/health`` is 200."""
     port = free_port()
     cmd = [
         sys.executable, "-m", "polyllm", "serve-model", "--model", model_id, "--port", str(port),
@@ -133,6 +135,7 @@ def model_service(
         cmd += ["--n-ctx", str(n_ctx)]
     if log_level is not None:
         cmd += ["--log-level", log_level]
+    cmd += extra
     url = f"http://{HOST}:{port}"
     with _launched(f"{model_id} service", cmd, log_path) as proc:
         _wait_http(proc, f"{model_id} service", f"{url}/health", log_path, timeout_s)

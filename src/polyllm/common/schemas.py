@@ -103,6 +103,10 @@ class HealthResponse(BaseModel):
     sha256: str | None = Field(default=None, description="First 12 hex digits of the file hash.")
     queue_depth: int = 0
     n_ctx: int | None = None
+    n_parallel: int = Field(
+        default=1,
+        description="Requests decoded together; above 1, a greedy text can depend on the others.",
+    )
     detail: str | None = None
 
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from polyllm import __version__
 from polyllm.common.errors import install_error_handlers
 from polyllm.common.middleware import RequestIdMiddleware
+from polyllm.inference.batching import BatchingEngine
 from polyllm.inference.engine import LlamaEngine
 from polyllm.inference.gpu import read_gpus
 from polyllm.inference.metrics import ModelMetrics
@@ -19,6 +20,13 @@ from polyllm.inference.routes import router
 from polyllm.inference.settings import InferenceSettings
 
 log = logging.getLogger(__name__)
+
+
+def make_engine(settings: InferenceSettings, metrics: ModelMetrics) -> LlamaEngine:
+    """One request at a time (``n_parallel`` 1, the default), or continuous batching."""
+    if settings.n_parallel > 1:
+        return BatchingEngine(settings, metrics)
+    return LlamaEngine(settings, metrics)
 
 
 async def _load(app: FastAPI, engine: LlamaEngine, on_failure: Callable[[], None] | None) -> None:
@@ -50,7 +58,7 @@ def create_app(
         metrics = ModelMetrics(
             settings.model_id, backend, gpus=read_gpus if settings.use_gpu else None
         )
-        engine = LlamaEngine(settings, metrics)
+        engine = make_engine(settings, metrics)
         app.state.metrics, app.state.engine, app.state.load_error = metrics, engine, None
         loader = asyncio.create_task(_load(app, engine, on_load_failure))
         try:

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from polyllm.common.errors import InvalidRequest, NotReady, Overloaded, PromptTooLong
@@ -140,8 +141,6 @@ class LlamaEngine:
         """Load the model (blocking: seconds) and, if configured, generate a warm-up.
 
         Call it on the thread that will decode (see :meth:`start`)."""
-        from llama_cpp import Llama
-
         path = self.settings.resolved_model_path
         if not path.is_file():
             raise EngineError(
@@ -151,18 +150,7 @@ class LlamaEngine:
             self.device = self._gpu_device()
         self.sha256 = self._file_sha256()
         started = time.perf_counter()
-        try:
-            self._llm = Llama(
-                model_path=str(path),
-                n_ctx=self.n_ctx,
-                n_threads=self.settings.n_threads,
-                n_threads_batch=self.settings.n_threads,
-                n_batch=self.settings.n_batch,
-                n_gpu_layers=-1 if self.settings.use_gpu else 0,
-                verbose=False,
-            )
-        except ValueError as exc:  # llama-cpp-python's way of saying "failed to load"
-            raise EngineError(f"llama.cpp could not load {path}: {exc}") from exc
+        self._llm = self._open(path)
         self._chat = self._chat_formatter()
         log.info(
             "model loaded",
@@ -182,6 +170,24 @@ class LlamaEngine:
         if self.settings.warmup:
             self._warmup()
         self._ready.set()
+
+    def _open(self, path: Path, n_ctx: int | None = None, n_batch: int | None = None) -> Any:
+        """The ``Llama`` object: the model and a context of ``n_ctx`` cells [the engine's]."""
+        from llama_cpp import Llama
+
+        try:
+            return Llama(
+                model_path=str(path),
+                n_ctx=n_ctx or self.n_ctx,
+                n_threads=self.settings.n_threads,
+                n_threads_batch=self.settings.n_threads,
+                n_batch=n_batch or self.settings.n_batch,
+                n_gpu_layers=-1 if self.settings.use_gpu else 0,
+                flash_attn=self.settings.flash_attn,
+                verbose=False,
+            )
+        except ValueError as exc:  # llama-cpp-python's way of saying "failed to load"
+            raise EngineError(f"llama.cpp could not load {path}: {exc}") from exc
 
     def _gpu_device(self) -> str | None:
         """Check that llama.cpp can offload, and name the device(s) for /health."""
@@ -305,7 +311,7 @@ class LlamaEngine:
         """
         if not self.ready:
             raise NotReady(f"model {self.model_id} is still loading")
-        if self._inflight > self.settings.queue_max:
+        if self._inflight >= self._capacity:
             self.metrics.observe_request("rejected")
             raise Overloaded(
                 f"model {self.model_id} is busy: {self._inflight} requests in flight "
@@ -314,16 +320,31 @@ class LlamaEngine:
             )
         self._inflight += 1
         self.metrics.queue_depth.labels(self.model_id).set(self._inflight)
-        loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
+        emit = self._emitter(asyncio.get_running_loop(), queue)
+        job = _Job(prompt, params, request_id, prompt_hash, time.perf_counter(), emit)
+        self._dispatch(job)
+        return Generation(job.cancel, queue)
+
+    def _emitter(
+        self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Event | BaseException]
+    ) -> Callable[[Event | BaseException], None]:
+        """How the worker thread hands a request's events to its reader on the event loop."""
 
         def emit(item: Event | BaseException) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        job = _Job(prompt, params, request_id, prompt_hash, time.perf_counter(), emit)
-        future = loop.run_in_executor(self._executor, self._run, job)
+        return emit
+
+    @property
+    def _capacity(self) -> int:
+        """Requests admitted at most: the running one and ``queue_max`` waiting."""
+        return 1 + self.settings.queue_max
+
+    def _dispatch(self, job: _Job) -> None:
+        """Hand an admitted job to the worker; the slot is released when it is done."""
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._run, job)
         future.add_done_callback(lambda _: self._release())
-        return Generation(job.cancel, queue)
 
     def _release(self) -> None:
         self._inflight -= 1
@@ -337,10 +358,18 @@ class LlamaEngine:
         try:
             stats = self._generate(job)
         except Exception as exc:
-            log.exception("generation failed", extra={"fields": self._log_fields(job, "error")})
-            self.metrics.observe_request("error")
-            job.emit(exc)
+            self._report_failure(job, exc)
             return
+        self._report(job, stats)
+
+    def _report_failure(self, job: _Job, exc: Exception) -> None:
+        """Log (call it in the ``except`` block), count, and hand the error to the caller."""
+        log.exception("generation failed", extra={"fields": self._log_fields(job, "error")})
+        self.metrics.observe_request("error")
+        job.emit(exc)
+
+    def _report(self, job: _Job, stats: GenerationStats) -> None:
+        """Count and log a finished generation, and hand its stats to the caller."""
         status = "cancelled" if stats.finish_reason == "cancelled" else "ok"
         self.metrics.observe_request(status)
         if status == "ok":

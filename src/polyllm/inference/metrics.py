@@ -13,6 +13,7 @@ from polyllm.inference.gpu import GpuSample
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30)
 TOKENS_PER_S_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500)
+BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 
 class ModelMetrics:
@@ -61,6 +62,19 @@ class ModelMetrics:
         self.queue_depth = Gauge(
             "polyllm_model_queue_depth",
             "Requests admitted and not finished (running + waiting).",
+            ["model"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "polyllm_model_batch_size",
+            "Sequences in each llama.cpp decode step (n_parallel > 1 only).",
+            ["model"],
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.active_sequences = Gauge(
+            "polyllm_model_active_sequences",
+            "Sequences in the running batch, prompt or decoding (n_parallel > 1 only).",
             ["model"],
             registry=r,
         )

@@ -215,6 +215,7 @@ async def health(request: Request, engine: EngineDep) -> JSONResponse:
         sha256=engine.sha256[:12] if engine.sha256 else None,
         queue_depth=engine.queue_depth,
         n_ctx=engine.n_ctx,
+        n_parallel=engine.settings.n_parallel,
         detail=failure,
     )
     return JSONResponse(body.model_dump(), status_code=200 if status == "ok" else 503)

@@ -51,11 +51,36 @@ class InferenceSettings(BaseSettings):
         default=4096, ge=256, le=131072, description="Context window (capped at the model's)."
     )
     n_batch: int = Field(default=512, ge=16, le=8192, description="Prompt-processing batch size.")
+    flash_attn: bool = Field(
+        default=True,
+        description=(
+            "llama.cpp's fused attention kernel (as llama-server's 'auto' picks it): about 5% "
+            "faster decode here; off reproduces texts generated before it was the default."
+        ),
+    )
     queue_max: int = Field(
         default=8,
         ge=0,
         le=1024,
-        description="Requests that may wait behind the running one; beyond that 503 + Retry-After.",
+        description="Requests that may wait behind the running ones; beyond, 503 + Retry-After.",
+    )
+    n_parallel: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Sequences decoded together in one llama.cpp context (continuous batching); "
+            "1 = one request at a time. The n_ctx cells are shared by the running sequences."
+        ),
+    )
+    prefill_chunk: int = Field(
+        default=128,
+        ge=8,
+        le=8192,
+        description=(
+            "With n_parallel > 1: prompt tokens processed per decode step while other sequences "
+            "are generating (smaller = smoother running streams, slower first token)."
+        ),
     )
     warmup: bool = Field(
         default=True,
@@ -66,6 +91,12 @@ class InferenceSettings(BaseSettings):
     @model_validator(mode="after")
     def _known_model(self) -> InferenceSettings:
         resolve_spec(self.model_id)  # unknown id or a bad m5 override fails here
+        return self
+
+    @model_validator(mode="after")
+    def _batch_holds_every_sequence(self) -> InferenceSettings:
+        if self.n_batch < self.n_parallel:  # each decode step carries a token per sequence
+            raise ValueError(f"n_batch ({self.n_batch}) must be at least n_parallel")
         return self
 
     @property

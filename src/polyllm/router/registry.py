@@ -67,6 +67,9 @@ class BackendState:
     """Monotonic time of the last completed health check."""
     probation_until: float = 0.0
     """After re-admission: until then (or a reported success), one failure re-ejects."""
+    n_parallel: int = 1
+    """Requests the backend decodes together, as its last healthy ``/health`` said (above 1 its
+    greedy texts depend on the load: the response cache keys on it)."""
 
     @property
     def ejected(self) -> bool:
@@ -162,7 +165,7 @@ class Registry:
 
     async def _check(self, state: BackendState) -> None:
         try:
-            reason = await self._probe(state.spec)
+            reason = await self._probe(state)
         except Exception as exc:  # e.g. the client was closed under us: count it, don't hide it
             log.exception("health check error", extra={"fields": self._fields(state)})
             reason = f"health check error: {exc!r}"
@@ -180,8 +183,9 @@ class Registry:
             self._fail(state, reason, now)
         self._announce(state, first_check_counts=True)
 
-    async def _probe(self, spec: BackendSpec) -> str | None:
-        """None when the backend is healthy, otherwise why it is not."""
+    async def _probe(self, state: BackendState) -> str | None:
+        """None when the backend is healthy (its ``n_parallel`` recorded), otherwise why not."""
+        spec = state.spec
         try:
             async with asyncio.timeout(self._timeout_s):  # bounds the whole exchange
                 response = await self._client.get(f"{spec.url}/health", timeout=self._timeout_s)
@@ -201,6 +205,10 @@ class Registry:
         served = body.get("model")
         if served is not None and served != spec.model:
             return f"{spec.url} serves model {served!r}, not {spec.model!r}"
+        n_parallel = body.get("n_parallel", 1)
+        if not isinstance(n_parallel, int) or n_parallel < 1:
+            return f"health answered n_parallel {n_parallel!r}, not a positive integer"
+        state.n_parallel = n_parallel
         return None
 
     # -- the breaker -----------------------------------------------------------------------------

@@ -181,7 +181,12 @@ class RouterService:
                 "prefer_backend",
             }
         )
-        return cache_key({**fields, "model": model, "policy": self.policy.version})
+        # A batching backend's greedy text depends on what else it was decoding
+        # (docs/architecture.md): its answers never stand in for a one-at-a-time backend's.
+        n_parallel = self.registry.state(model).n_parallel
+        return cache_key(
+            {**fields, "model": model, "policy": self.policy.version, "n_parallel": n_parallel}
+        )
 
     # -- answering ---------------------------------------------------------------------------
 

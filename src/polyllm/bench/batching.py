@@ -1,0 +1,335 @@
+"""``polyllm bench models --concurrency 1,2,4,8``: what continuous batching buys, per model.
+
+Each model's service runs twice, alone on the machine: one request at a time (``n_parallel`` 1,
+the default engine) and with continuous batching (``n_parallel`` = the highest concurrency).
+At each concurrency ``c``, ``c`` clients send requests back to back (a closed loop) until the
+level's requests are answered. Request ``i`` of every level and engine has the same prompt
+(greedy, end-of-sequence ignored, a fixed number of tokens), so the texts also tell whether
+batching changes what a request gets: each is compared with the one-at-a-time engine's text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import os
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from polyllm.bench.latency import SHORT_PROMPT, distinct_models
+from polyllm.bench.processes import model_service
+from polyllm.bench.router import percentile
+from polyllm.bench.sse_client import stream_generate
+from polyllm.models.catalog import ModelSpec
+
+ENGINES = ("serial", "batching")
+PAUSE_S = 1.0
+# llama.cpp's own llama-server, measured on this machine when the issue was filed (m3, 2
+# threads, -np 4, 96 tokens per request): aggregate tok/s by concurrency.
+LLAMA_SERVER_M3 = {1: 47.6, 2: 54.4, 4: 76.8}
+
+
+@dataclass(frozen=True)
+class ConcurrencyConfig:
+    """What to measure and how."""
+
+    models: list[str]
+    levels: list[int]
+    requests: int = 8
+    """Requests per level at least; every level sends the same ``per_level`` prompts."""
+    max_tokens: int = 96
+    n_threads: int = max(1, os.cpu_count() or 1)
+    prefill_chunk: int = 128
+    models_dir: Path = Path("models")
+    out_dir: Path = Path("docs/benchmarks")
+
+
+@dataclass(frozen=True)
+class RequestSample:
+    """One request as its client saw it."""
+
+    model: str
+    engine: str
+    concurrency: int
+    index: int
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_ms: float
+    decode_tok_s: float
+    latency_ms: float
+    queue_ms: float
+    text_sha: str
+
+
+@dataclass(frozen=True)
+class Level:
+    """The samples of one (model, engine, concurrency) and its steady-state throughput."""
+
+    model: str
+    engine: str
+    concurrency: int
+    window_s: float
+    """The time every client had a request in flight."""
+    window_tokens: float
+    """Completion tokens streamed within that window."""
+    samples: list[RequestSample]
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One request on the level's clock (seconds since the level started)."""
+
+    sent: float
+    ended: float
+    token_times: list[float]
+    sample: RequestSample
+
+
+def prompt(index: int) -> str:
+    """Request ``index``'s prompt: the same at every level, different from its neighbours'."""
+    return f"Request {index + 1}. {SHORT_PROMPT}"
+
+
+def service_flags(engine: str, cfg: ConcurrencyConfig) -> tuple[str, ...]:
+    """``serve-model`` flags of each engine: room for every request of the busiest level."""
+    top = max(cfg.levels)
+    n_parallel = top if engine == "batching" else 1
+    n_ctx = max(2048, n_parallel * (64 + cfg.max_tokens))
+    return (
+        "--n-parallel", str(n_parallel), "--queue-max", str(max(2 * top, cfg.requests)),
+        "--n-ctx", str(n_ctx), "--prefill-chunk", str(cfg.prefill_chunk),
+    )  # fmt: skip
+
+
+async def measure_level(
+    url: str, model: str, engine: str, concurrency: int, cfg: ConcurrencyConfig, spacing_s: float
+) -> Level:
+    """``concurrency`` clients in a closed loop sending the level's prompts (client ``j``:
+    prompts ``j``, ``j + c``, …) back to back; client ``j`` starts ``j * spacing_s`` late, so
+    arrivals are spread as independent users' would be rather than in lockstep."""
+    started = time.perf_counter()
+
+    async def client(http: httpx.AsyncClient, j: int) -> list[_Run]:
+        await asyncio.sleep(j * spacing_s)
+        runs = []
+        for index in range(j, per_level(cfg), concurrency):
+            sent = time.perf_counter() - started
+            result = await stream_generate(http, f"{url}/generate", request_body(index, cfg))
+            if result.stats is None or result.ttft_s is None:
+                raise RuntimeError(f"{model} {engine} c={concurrency}: {result.error}")
+            sample = RequestSample(
+                model, engine, concurrency, index, result.stats.prompt_tokens,
+                result.stats.completion_tokens, result.ttft_s * 1000,
+                result.decode_tokens_per_s or 0.0, result.latency_s * 1000,
+                result.stats.queue_s * 1000, hashlib.sha256(result.text.encode()).hexdigest()[:12],
+            )  # fmt: skip
+            times = [sent + t for t in result.token_times]
+            runs.append(_Run(sent, sent + result.latency_s, times, sample))
+        return runs
+
+    async with httpx.AsyncClient(timeout=900) as http:
+        clients = await asyncio.gather(*(client(http, j) for j in range(concurrency)))
+    window = (max(runs[0].sent for runs in clients), min(runs[-1].ended for runs in clients))
+    if window[1] <= window[0]:
+        raise RuntimeError(
+            f"{model} {engine} c={concurrency}: the clients were never all busy at once (the "
+            "machine's speed changed during the level?): rerun on a quieter machine"
+        )
+    tokens = sum(in_window(run, *window) for runs in clients for run in runs)
+    samples = sorted((run.sample for runs in clients for run in runs), key=lambda s: s.index)
+    return Level(model, engine, concurrency, window[1] - window[0], tokens, samples)
+
+
+def per_level(cfg: ConcurrencyConfig) -> int:
+    """Requests per level: the same prompts at every level, at least two per client."""
+    return max(cfg.requests, 2 * max(cfg.levels))
+
+
+def in_window(run: _Run, start: float, end: float) -> float:
+    """Completion tokens ``run`` streamed between ``start`` and ``end`` (each SSE token event
+    weighs completion tokens / events: a held-back character merges two tokens into one)."""
+    if not run.token_times:
+        return 0.0
+    weight = run.sample.completion_tokens / len(run.token_times)
+    return weight * sum(1 for t in run.token_times if start <= t <= end)
+
+
+def request_body(index: int, cfg: ConcurrencyConfig) -> dict[str, object]:
+    """Request ``index``: greedy, a fixed number of tokens."""
+    return {
+        "prompt": prompt(index), "max_tokens": cfg.max_tokens, "temp": 0.0, "raw": True,
+        "ignore_eos": True,
+    }  # fmt: skip
+
+
+async def probe(url: str, cfg: ConcurrencyConfig) -> float:
+    """The latency of one request alone (not counted): the clients' start spacing is based
+    on it."""
+    async with httpx.AsyncClient(timeout=900) as http:
+        result = await stream_generate(http, f"{url}/generate", request_body(-1, cfg))
+    if result.stats is None:
+        raise RuntimeError(f"probe request failed: {result.error}")
+    return result.latency_s
+
+
+def measure_model(spec: ModelSpec, cfg: ConcurrencyConfig, log_dir: Path) -> list[Level]:
+    """Every level on both engines, one service at a time."""
+    levels: list[Level] = []
+    for engine in ENGINES:
+        with model_service(
+            spec.id, log_dir / f"bench-batching-{spec.id}-{engine}.log",
+            models_dir=cfg.models_dir, n_threads=cfg.n_threads, log_level="WARNING",
+            extra=service_flags(engine, cfg),
+        ) as url:  # fmt: skip
+            alone_s = asyncio.run(probe(url, cfg))
+            for c in cfg.levels:
+                time.sleep(PAUSE_S)
+                levels.append(asyncio.run(measure_level(url, spec.id, engine, c, cfg, alone_s / c)))
+    return levels
+
+
+def summarise(levels: list[Level]) -> list[dict[str, Any]]:
+    """One row per level: aggregate and per-request rates, TTFT percentiles, ratios to the
+    first (lowest) level of the same engine, and how many texts equal the same prompt's text
+    at that first level (alone, for c=1) and on the serial engine."""
+    first_level: dict[tuple[str, str], int] = {}
+    first_text: dict[tuple[str, str, int], str] = {}
+    for level in levels:
+        lowest = first_level.setdefault((level.model, level.engine), level.concurrency)
+        if level.concurrency == lowest:
+            first_text |= {(s.model, s.engine, s.index): s.text_sha for s in level.samples}
+    base: dict[tuple[str, str], dict[str, Any]] = {}
+    rows = []
+    for level in levels:
+        samples = level.samples
+        ttfts = [s.ttft_ms for s in samples]
+        row: dict[str, Any] = {
+            "model": level.model,
+            "engine": level.engine,
+            "concurrency": level.concurrency,
+            "requests": len(samples),
+            "window_s": round(level.window_s, 2),
+            "aggregate_tok_s": round(level.window_tokens / level.window_s, 1),
+            "per_request_tok_s_p50": round(statistics.median(s.decode_tok_s for s in samples), 1),
+            "ttft_p50_ms": round(percentile(ttfts, 50), 1),
+            "ttft_p95_ms": round(percentile(ttfts, 95), 1),
+            "latency_p50_ms": round(statistics.median(s.latency_ms for s in samples), 1),
+            "same_text_as_first": _same(samples, first_text, level.engine),
+            "same_text_as_serial": _same(samples, first_text, "serial"),
+        }
+        first = base.setdefault((level.model, level.engine), row)
+        row["aggregate_x"] = round(row["aggregate_tok_s"] / first["aggregate_tok_s"], 2)
+        row["ttft_p95_x"] = round(row["ttft_p95_ms"] / first["ttft_p95_ms"], 2)
+        rows.append(row)
+    return rows
+
+
+def _same(samples: list[RequestSample], texts: dict[tuple[str, str, int], str], engine: str) -> str:
+    """ "k/n": of the n samples with a reference text on ``engine``, k have exactly it."""
+    refs = [(s, texts.get((s.model, engine, s.index))) for s in samples]
+    same = [s.text_sha == ref for s, ref in refs if ref is not None]
+    return f"{sum(same)}/{len(same)}"
+
+
+def write_report(
+    rows: list[dict[str, Any]], levels: list[Level], cfg: ConcurrencyConfig, conditions: str
+) -> Path:
+    """``batching.csv`` (every request), ``batching-summary.csv`` and ``batching.md``."""
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    samples = [s for level in levels for s in level.samples]
+    with (cfg.out_dir / "batching.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(samples[0])))
+        writer.writeheader()
+        writer.writerows(asdict(s) for s in samples)
+    with (cfg.out_dir / "batching-summary.csv").open("w", newline="") as f:
+        summary = csv.DictWriter(f, fieldnames=list(rows[0]))
+        summary.writeheader()
+        summary.writerows(rows)
+    report = cfg.out_dir / "batching.md"
+    report.write_text(markdown(rows, cfg, conditions))
+    return report
+
+
+def markdown(rows: list[dict[str, Any]], cfg: ConcurrencyConfig, conditions: str) -> str:
+    """The report: conditions, one table, the anchor and the targets."""
+    import llama_cpp
+
+    columns = [
+        ("model", "model"), ("engine", "engine"), ("concurrency", "c"), ("requests", "requests"),
+        ("aggregate_tok_s", "aggregate tok/s"), ("aggregate_x", f"x c={cfg.levels[0]}"),
+        ("per_request_tok_s_p50", "per-request tok/s p50"), ("ttft_p50_ms", "TTFT p50 ms"),
+        ("ttft_p95_ms", "TTFT p95 ms"), ("ttft_p95_x", f"TTFT p95 x c={cfg.levels[0]}"),
+        ("same_text_as_first", f"same text as c={cfg.levels[0]}"),
+        ("same_text_as_serial", "same text as serial"),
+    ]  # fmt: skip
+    head = "| " + " | ".join(title for _, title in columns) + " |\n"
+    head += "|" + "---|" * len(columns) + "\n"
+    body = "\n".join("| " + " | ".join(str(r[key]) for key, _ in columns) + " |" for r in rows)
+    server = shutil.which("llama-server")
+    anchor = ", ".join(f"{rate} at c={c}" for c, rate in LLAMA_SERVER_M3.items())
+    return (
+        "# Continuous batching: aggregate and per-request rates by concurrency\n\n"
+        f"Written by `polyllm bench models --concurrency {','.join(map(str, cfg.levels))}` on "
+        f"{time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, {cfg.n_threads} llama.cpp "
+        f"threads, llama-cpp-python {llama_cpp.__version__}, greedy decoding of "
+        f"{cfg.max_tokens} tokens per request (end-of-sequence ignored), a short prompt "
+        f"(~20 tokens), at least {cfg.requests} requests per level and 2 per client, "
+        f"prefill chunk {cfg.prefill_chunk}.\n\n{conditions}\n\n"
+        "- **serial**: the default engine (`N_PARALLEL=1`): one request at a time, the others "
+        "queue. **batching**: `N_PARALLEL` = the highest concurrency.\n"
+        "- **c** clients in a closed loop (each sends its next request when the last one "
+        "ends); client j starts j/c of a lone request's latency late, so arrivals are spread "
+        "rather than in lockstep.\n"
+        "- **aggregate tok/s**: completion tokens streamed while every client had a request "
+        "in flight / that time (steady state). **per-request tok/s**: each stream's decode rate "
+        "after its first token. **TTFT**: request sent → first token event, queue included. "
+        "All client side.\n"
+        "- **same text as c=1**: requests whose text is identical to the same engine's text "
+        "for the same prompt at the lowest concurrency (alone, at c=1). **same text as "
+        "serial**: identical to the serial engine's text at the lowest concurrency (its "
+        "prompt-prefix reuse changes the numerics of a prompt too).\n\n"
+        + head
+        + body
+        + "\n\nllama.cpp's `llama-server` "
+        + (
+            f"is on this machine ({server}) but this benchmark does not drive it yet"
+            if server
+            else "is not on this machine (building llama.cpp here is too slow)"
+        )
+        + f"; the issue's anchor for it (m3, 2 threads, `-np 4`, 96 tokens): {anchor} "
+        "aggregate tok/s (1.14x at c=2, 1.61x at c=4).\n\n"
+        "Targets (m3): aggregate at c=4 ≥ 1.6x c=1; TTFT p95 at c=4 ≤ 2x c=1.\n\n"
+        "Every request: `batching.csv`; the table: `batching-summary.csv`.\n"
+    )
+
+
+def run(cfg: ConcurrencyConfig, echo: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Measure every present model and write the report."""
+    log_dir = Path(".run")
+    log_dir.mkdir(exist_ok=True)
+    load_before = os.getloadavg()
+    levels: list[Level] = []
+    for spec in distinct_models(cfg.models):
+        if not (cfg.models_dir / f"{spec.id}.gguf").is_file():
+            echo(f"skip {spec.id}: {cfg.models_dir / spec.id}.gguf is not there")
+            continue
+        echo(f"{spec.id}: concurrency {cfg.levels}, serial then batching …")
+        levels += measure_model(spec, cfg, log_dir)
+    if not levels:
+        raise RuntimeError("no model files found: run `polyllm models fetch --all`")
+    load_after = os.getloadavg()
+    conditions = (
+        f"Load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}: other "
+        "processes shared the cores unless both are near 0."
+    )
+    rows = summarise(levels)
+    echo(f"wrote {write_report(rows, levels, cfg, conditions)}")
+    return rows

@@ -1,0 +1,76 @@
+"""The concurrency benchmark's arithmetic: the steady-state window, ratios, same-text counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from polyllm.bench.batching import (
+    ConcurrencyConfig,
+    Level,
+    RequestSample,
+    _Run,
+    in_window,
+    markdown,
+    per_level,
+    service_flags,
+    summarise,
+)
+
+
+def sample(engine: str, c: int, index: int, sha: str, ttft: float = 100.0) -> RequestSample:
+    return RequestSample("m3", engine, c, index, 20, 96, ttft, 40.0, 2000.0, 0.0, sha)
+
+
+def test_tokens_in_the_window_are_weighted_to_completion_tokens() -> None:
+    # 96 tokens arrived as 48 SSE events (two tokens each), 0.1 s apart from t=1.0.
+    run = _Run(0.9, 6.0, [1.0 + 0.1 * i for i in range(48)], sample("batching", 1, 0, "a"))
+    assert in_window(run, 0.0, 10.0) == 96
+    assert in_window(run, 1.0, 1.95) == pytest.approx(20)  # events 0..9
+    assert in_window(run, 7.0, 8.0) == 0
+
+
+def test_rows_compare_each_level_with_the_first_of_its_engine() -> None:
+    levels = [
+        Level("m3", "serial", 1, 10.0, 450.0, [sample("serial", 1, i, f"t{i}") for i in (0, 1)]),
+        Level("m3", "serial", 4, 10.0, 460.0, [sample("serial", 4, i, f"t{i}") for i in (0, 1)]),
+        Level("m3", "batching", 1, 10.0, 440.0, [sample("batching", 1, 0, "t0", ttft=100)]),
+        Level(
+            "m3", "batching", 4, 10.0, 770.0,
+            [sample("batching", 4, 0, "t0", ttft=150), sample("batching", 4, 1, "XX", ttft=250)],
+        ),
+    ]  # fmt: skip
+    rows = {(r["engine"], r["concurrency"]): r for r in summarise(levels)}
+    assert rows[("batching", 4)]["aggregate_tok_s"] == 77.0
+    assert rows[("batching", 4)]["aggregate_x"] == 1.75
+    assert rows[("serial", 4)]["aggregate_x"] == 1.02
+    assert rows[("batching", 4)]["ttft_p95_ms"] == 245.0  # interpolated between 150 and 250
+    assert rows[("batching", 4)]["ttft_p95_x"] == 2.45
+    assert rows[("batching", 4)]["same_text_as_serial"] == "1/2"
+    assert rows[("batching", 4)]["same_text_as_first"] == "1/1"  # index 1 never ran at c=1
+    assert rows[("serial", 4)]["same_text_as_first"] == "2/2"
+
+
+def test_every_level_sends_the_same_prompts_two_per_client_at_least() -> None:
+    assert per_level(ConcurrencyConfig(models=["m3"], levels=[1, 2, 4, 8], requests=8)) == 16
+    assert per_level(ConcurrencyConfig(models=["m3"], levels=[1, 2], requests=10)) == 10
+
+
+def test_each_engine_gets_room_for_the_busiest_level() -> None:
+    cfg = ConcurrencyConfig(models=["m3"], levels=[1, 2, 4, 8], max_tokens=96)
+    batching = service_flags("batching", cfg)
+    assert batching[batching.index("--n-parallel") + 1] == "8"
+    assert int(batching[batching.index("--n-ctx") + 1]) >= 8 * (96 + 21)
+    serial = service_flags("serial", cfg)
+    assert serial[serial.index("--n-parallel") + 1] == "1"
+    assert int(serial[serial.index("--queue-max") + 1]) >= 8
+
+
+def test_the_report_states_the_conditions_and_the_anchor(tmp_path: Path) -> None:
+    cfg = ConcurrencyConfig(models=["m3"], levels=[1, 4], out_dir=tmp_path)
+    levels = [Level("m3", "batching", 1, 1.0, 40.0, [sample("batching", 1, 0, "a")])]
+    text = markdown(summarise(levels), cfg, "Load average (1 min) before 0.10, after 0.20")
+    assert "Load average (1 min) before 0.10" in text
+    assert "47.6 at c=1" in text and "76.8 at c=4" in text
+    assert "| m3 | batching | 1 |" in text
