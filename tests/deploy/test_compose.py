@@ -196,6 +196,7 @@ def test_model_services_match_polyllm_yaml(
         assert settings.resolved_model_path == Path("/models") / f"{model}.gguf"
         if cfg.threads != "auto":
             assert settings.n_threads == cfg.threads
+        assert settings.n_parallel == cfg.parallel
     assert [name for name in stack.models if services[name].get("build")] == ["m1"]
 
 

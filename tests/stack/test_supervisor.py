@@ -109,7 +109,7 @@ def _config(**changes: object) -> StackConfig:
     raw: dict[str, object] = {
         "models": {
             "m1": {"port": 18101, "tier": 1, "cost": 1, "threads": 3},
-            "m2": {"port": 18102, "tier": 2, "cost": 2, "use_gpu": True},
+            "m2": {"port": 18102, "tier": 2, "cost": 2, "use_gpu": True, "parallel": 4},
         },
         "prometheus": {"enabled": False},
         "node_exporter": {"enabled": False},
@@ -123,11 +123,12 @@ def test_plan_orders_services_and_restricts_the_registry_to_the_selection() -> N
     m1, router = specs[1], specs[2]
     assert "--n-threads" in m1.argv and m1.argv[m1.argv.index("--n-threads") + 1] == "3"
     assert m1.argv[m1.argv.index("--models-dir") + 1] == "/srv/models"
-    assert "--use-gpu" not in m1.argv
+    assert "--use-gpu" not in m1.argv and "--n-parallel" not in m1.argv  # the default: 1
     assert list(json.loads(router.env["POLYLLM_REGISTRY"])) == ["m1"]
     assert router.env["REDIS_URL"] == "redis://127.0.0.1:6379/0"
     m2 = plan(_config(), Path("/srv"), ["m2"])[0]
     assert "--use-gpu" in m2.argv
+    assert m2.argv[m2.argv.index("--n-parallel") + 1] == "4"
 
 
 def test_plan_rejects_unknown_names() -> None:

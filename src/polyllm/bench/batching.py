@@ -1,7 +1,9 @@
 """``polyllm bench models --concurrency 1,2,4,8``: what continuous batching buys, per model.
 
 Each model's service runs twice, alone on the machine: one request at a time (``n_parallel`` 1,
-the default engine) and with continuous batching (``n_parallel`` = the highest concurrency).
+the default engine) and with continuous batching (``n_parallel`` = the highest concurrency);
+then, when it is built (scripts/build-llama-server.sh), llama.cpp's own ``llama-server`` with as
+many slots, as the reference.
 At each concurrency ``c``, ``c`` clients send requests back to back (a closed loop) until the
 level's requests are answered. Request ``i`` of every level and engine has the same prompt
 (greedy, end-of-sequence ignored, a fixed number of tokens), so the texts also tell whether
@@ -17,7 +19,8 @@ import os
 import shutil
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +28,12 @@ from typing import Any
 import httpx
 
 from polyllm.bench.latency import SHORT_PROMPT, distinct_models
-from polyllm.bench.processes import model_service
+from polyllm.bench.processes import llama_server, model_service
 from polyllm.bench.router import percentile
-from polyllm.bench.sse_client import stream_generate
+from polyllm.bench.sse_client import StreamResult, stream_completion, stream_generate
 from polyllm.models.catalog import ModelSpec
 
-ENGINES = ("serial", "batching")
+ENGINES = ("serial", "batching", "llama-server")
 PAUSE_S = 1.0
 # llama.cpp's own llama-server, measured on this machine when the issue was filed (m3, 2
 # threads, -np 4, 96 tokens per request): aggregate tok/s by concurrency.
@@ -50,6 +53,13 @@ class ConcurrencyConfig:
     prefill_chunk: int = 128
     models_dir: Path = Path("models")
     out_dir: Path = Path("docs/benchmarks")
+    llama_server: Path | None = None
+    """llama.cpp's server binary; None: measure our two engines only."""
+
+    @property
+    def engines(self) -> list[str]:
+        """What runs: ours, and llama-server when there is a binary."""
+        return [e for e in ENGINES if e != "llama-server" or self.llama_server is not None]
 
 
 @dataclass(frozen=True)
@@ -93,24 +103,46 @@ class _Run:
     sample: RequestSample
 
 
+def built_llama_server() -> Path | None:
+    """The llama-server scripts/build-llama-server.sh built for the installed llama-cpp-python
+    (the same llama.cpp), else one on PATH, else None."""
+    from importlib.metadata import version
+
+    built = Path(".cache/llama-server") / version("llama-cpp-python") / "bin/llama-server"
+    if built.is_file():
+        return built
+    found = shutil.which("llama-server")
+    return Path(found) if found else None
+
+
 def prompt(index: int) -> str:
     """Request ``index``'s prompt: the same at every level, different from its neighbours'."""
     return f"Request {index + 1}. {SHORT_PROMPT}"
 
 
+def room(engine: str, cfg: ConcurrencyConfig) -> tuple[int, int]:
+    """(sequences decoded together, context cells) of each engine: room for every request of
+    the busiest level."""
+    n_parallel = 1 if engine == "serial" else max(cfg.levels)
+    return n_parallel, max(2048, n_parallel * (64 + cfg.max_tokens))
+
+
 def service_flags(engine: str, cfg: ConcurrencyConfig) -> tuple[str, ...]:
-    """``serve-model`` flags of each engine: room for every request of the busiest level."""
+    """``serve-model`` flags of our engines."""
     top = max(cfg.levels)
-    n_parallel = top if engine == "batching" else 1
-    n_ctx = max(2048, n_parallel * (64 + cfg.max_tokens))
+    n_parallel, n_ctx = room(engine, cfg)
     return (
         "--n-parallel", str(n_parallel), "--queue-max", str(max(2 * top, cfg.requests)),
         "--n-ctx", str(n_ctx), "--prefill-chunk", str(cfg.prefill_chunk),
     )  # fmt: skip
 
 
+Send = Callable[[httpx.AsyncClient, int], Awaitable[StreamResult]]
+"""Sends request ``index`` to the engine under test and streams its answer."""
+
+
 async def measure_level(
-    url: str, model: str, engine: str, concurrency: int, cfg: ConcurrencyConfig, spacing_s: float
+    send: Send, model: str, engine: str, concurrency: int, cfg: ConcurrencyConfig, spacing_s: float
 ) -> Level:
     """``concurrency`` clients in a closed loop sending the level's prompts (client ``j``:
     prompts ``j``, ``j + c``, …) back to back; client ``j`` starts ``j * spacing_s`` late, so
@@ -122,7 +154,7 @@ async def measure_level(
         runs = []
         for index in range(j, per_level(cfg), concurrency):
             sent = time.perf_counter() - started
-            result = await stream_generate(http, f"{url}/generate", request_body(index, cfg))
+            result = await send(http, index)
             if result.stats is None or result.ttft_s is None:
                 raise RuntimeError(f"{model} {engine} c={concurrency}: {result.error}")
             sample = RequestSample(
@@ -170,30 +202,63 @@ def request_body(index: int, cfg: ConcurrencyConfig) -> dict[str, object]:
     }  # fmt: skip
 
 
-async def probe(url: str, cfg: ConcurrencyConfig) -> float:
+def llama_server_body(index: int, cfg: ConcurrencyConfig) -> dict[str, object]:
+    """The same request for llama-server's ``/completion``."""
+    return {
+        "prompt": prompt(index), "n_predict": cfg.max_tokens, "temperature": 0.0,
+        "ignore_eos": True,
+    }  # fmt: skip
+
+
+def sender(engine: str, url: str, model: str, cfg: ConcurrencyConfig) -> Send:
+    """How requests reach ``engine`` at ``url``."""
+    if engine == "llama-server":
+        return lambda http, i: stream_completion(
+            http, f"{url}/completion", llama_server_body(i, cfg), model
+        )
+    return lambda http, i: stream_generate(http, f"{url}/generate", request_body(i, cfg))
+
+
+async def probe(send: Send) -> float:
     """The latency of one request alone (not counted): the clients' start spacing is based
     on it."""
     async with httpx.AsyncClient(timeout=900) as http:
-        result = await stream_generate(http, f"{url}/generate", request_body(-1, cfg))
+        result = await send(http, -1)
     if result.stats is None:
         raise RuntimeError(f"probe request failed: {result.error}")
     return result.latency_s
 
 
 def measure_model(spec: ModelSpec, cfg: ConcurrencyConfig, log_dir: Path) -> list[Level]:
-    """Every level on both engines, one service at a time."""
+    """Every level on every engine, one server at a time."""
     levels: list[Level] = []
-    for engine in ENGINES:
-        with model_service(
-            spec.id, log_dir / f"bench-batching-{spec.id}-{engine}.log",
-            models_dir=cfg.models_dir, n_threads=cfg.n_threads, log_level="WARNING",
-            extra=service_flags(engine, cfg),
-        ) as url:  # fmt: skip
-            alone_s = asyncio.run(probe(url, cfg))
+    for engine in cfg.engines:
+        with server(engine, spec, cfg, log_dir / f"bench-batching-{spec.id}-{engine}.log") as url:
+            send = sender(engine, url, spec.id, cfg)
+            alone_s = asyncio.run(probe(send))
             for c in cfg.levels:
                 time.sleep(PAUSE_S)
-                levels.append(asyncio.run(measure_level(url, spec.id, engine, c, cfg, alone_s / c)))
+                levels.append(
+                    asyncio.run(measure_level(send, spec.id, engine, c, cfg, alone_s / c))
+                )
     return levels
+
+
+def server(
+    engine: str, spec: ModelSpec, cfg: ConcurrencyConfig, log_path: Path
+) -> AbstractContextManager[str]:
+    """The running server of ``engine``; yields its base URL."""
+    if engine == "llama-server":
+        assert cfg.llama_server is not None
+        n_parallel, n_ctx = room(engine, cfg)
+        return llama_server(
+            cfg.llama_server, cfg.models_dir / f"{spec.id}.gguf", log_path,
+            n_threads=cfg.n_threads, n_parallel=n_parallel, n_ctx=n_ctx,
+        )  # fmt: skip
+    return model_service(
+        spec.id, log_path, models_dir=cfg.models_dir, n_threads=cfg.n_threads,
+        log_level="WARNING", extra=service_flags(engine, cfg),
+    )  # fmt: skip
 
 
 def summarise(levels: list[Level]) -> list[dict[str, Any]]:
@@ -273,7 +338,6 @@ def markdown(rows: list[dict[str, Any]], cfg: ConcurrencyConfig, conditions: str
     head = "| " + " | ".join(title for _, title in columns) + " |\n"
     head += "|" + "---|" * len(columns) + "\n"
     body = "\n".join("| " + " | ".join(str(r[key]) for key, _ in columns) + " |" for r in rows)
-    server = shutil.which("llama-server")
     anchor = ", ".join(f"{rate} at c={c}" for c, rate in LLAMA_SERVER_M3.items())
     return (
         "# Continuous batching: aggregate and per-request rates by concurrency\n\n"
@@ -284,7 +348,10 @@ def markdown(rows: list[dict[str, Any]], cfg: ConcurrencyConfig, conditions: str
         f"(~20 tokens), at least {cfg.requests} requests per level and 2 per client, "
         f"prefill chunk {cfg.prefill_chunk}.\n\n{conditions}\n\n"
         "- **serial**: the default engine (`N_PARALLEL=1`): one request at a time, the others "
-        "queue. **batching**: `N_PARALLEL` = the highest concurrency.\n"
+        "queue. **batching**: `N_PARALLEL` = the highest concurrency. **llama-server**: "
+        "llama.cpp's own server built from the same llama.cpp source "
+        "(`scripts/build-llama-server.sh`), as many slots, its defaults otherwise, streaming "
+        "`/completion` (its TTFT has no separate queue time).\n"
         "- **c** clients in a closed loop (each sends its next request when the last one "
         "ends); client j starts j/c of a lone request's latency late, so arrivals are spread "
         "rather than in lockstep.\n"
@@ -298,13 +365,13 @@ def markdown(rows: list[dict[str, Any]], cfg: ConcurrencyConfig, conditions: str
         "prompt-prefix reuse changes the numerics of a prompt too).\n\n"
         + head
         + body
-        + "\n\nllama.cpp's `llama-server` "
+        + "\n\n"
         + (
-            f"is on this machine ({server}) but this benchmark does not drive it yet"
-            if server
-            else "is not on this machine (building llama.cpp here is too slow)"
+            f"llama-server: `{cfg.llama_server}`. "
+            if cfg.llama_server
+            else "llama-server was not built on this machine (`scripts/build-llama-server.sh`). "
         )
-        + f"; the issue's anchor for it (m3, 2 threads, `-np 4`, 96 tokens): {anchor} "
+        + f"The issue's anchor for it (m3, 2 threads, `-np 4`, 96 tokens): {anchor} "
         "aggregate tok/s (1.14x at c=2, 1.61x at c=4).\n\n"
         "Targets (m3): aggregate at c=4 ≥ 1.6x c=1; TTFT p95 at c=4 ≤ 2x c=1.\n\n"
         "Every request: `batching.csv`; the table: `batching-summary.csv`.\n"

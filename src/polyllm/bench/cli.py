@@ -44,6 +44,13 @@ def bench_models(
     requests: Annotated[
         int, typer.Option(min=1, max=1000, help="With --concurrency: requests per level (min).")
     ] = 8,
+    llama_server: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --concurrency: llama.cpp's llama-server binary to measure beside ours "
+            "[default: the one scripts/build-llama-server.sh built, if any]."
+        ),
+    ] = None,
 ) -> None:
     """TTFT and decode tokens/s per model: HTTP service vs in-process llama-cpp-python, or
     (with --concurrency) the engines' aggregate and per-request rates under concurrent load."""
@@ -56,7 +63,10 @@ def bench_models(
             f"unknown model(s) {', '.join(unknown)}; known: {', '.join(CATALOG)}"
         )
     if concurrency is not None:
-        _bench_concurrency(ids, concurrency, requests, max_tokens, threads, models_dir, out)
+        from polyllm.bench.batching import built_llama_server
+
+        server = llama_server or built_llama_server()
+        _bench_concurrency(ids, concurrency, requests, max_tokens, threads, models_dir, out, server)
         return
     cfg = BenchConfig(
         models=ids, repeats=repeats, max_tokens=max_tokens, models_dir=models_dir, out_dir=out
@@ -89,7 +99,7 @@ def bench_models(
 
 def _bench_concurrency(
     ids: list[str], levels: str, requests: int, max_tokens: int, threads: int | None,
-    models_dir: Path, out: Path,
+    models_dir: Path, out: Path, server: Path | None,
 ) -> None:  # fmt: skip
     from polyllm.bench.batching import ConcurrencyConfig, run
 
@@ -103,7 +113,7 @@ def _bench_concurrency(
         raise typer.BadParameter("--concurrency: client counts from 1 to 64")
     cfg = ConcurrencyConfig(
         models=ids, levels=counts, requests=requests, max_tokens=max_tokens,
-        models_dir=models_dir, out_dir=out,
+        models_dir=models_dir, out_dir=out, llama_server=server,
     )  # fmt: skip
     if threads is not None:
         cfg = ConcurrencyConfig(**{**cfg.__dict__, "n_threads": threads})

@@ -113,6 +113,31 @@ def redis_server(workdir: Path, timeout_s: float = 10) -> Iterator[str]:
 
 
 @contextmanager
+def llama_server(
+    binary: Path,
+    model_path: Path,
+    log_path: Path,
+    *,
+    n_threads: int,
+    n_parallel: int,
+    n_ctx: int,
+    timeout_s: float = 300,
+) -> Iterator[str]:
+    """llama.cpp's own ``llama-server`` (scripts/build-llama-server.sh) on a free port with its
+    defaults otherwise; yields its base URL once ``/health`` is 200 (the model is loaded)."""
+    port = free_port()
+    cmd = [
+        str(binary), "--model", str(model_path), "--host", HOST, "--port", str(port),
+        "--threads", str(n_threads), "--threads-batch", str(n_threads),
+        "--parallel", str(n_parallel), "--ctx-size", str(n_ctx), "--n-gpu-layers", "0",
+    ]  # fmt: skip
+    url = f"http://{HOST}:{port}"
+    with _launched("llama-server", cmd, log_path) as proc:
+        _wait_http(proc, "llama-server", f"{url}/health", log_path, timeout_s)
+        yield url
+
+
+@contextmanager
 def model_service(
     model_id: str,
     log_path: Path,

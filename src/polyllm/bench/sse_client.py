@@ -1,7 +1,9 @@
-"""A streaming client for ``/generate`` that times what a caller sees: TTFT and each token."""
+"""Streaming clients that time what a caller sees, TTFT and each token: ours for ``/generate``,
+and one for llama.cpp's ``llama-server`` ``/completion`` (the batching benchmark's reference)."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -79,4 +81,42 @@ async def stream_generate(
         result.latency_s = time.perf_counter() - started
         if result.stats is None and result.error is None:
             result.error = "stream ended without a final event"
+        return result
+
+
+async def stream_completion(
+    client: httpx.AsyncClient, url: str, body: dict[str, object], model: str
+) -> StreamResult:
+    """POST ``body`` to llama-server's ``/completion`` with streaming on: one ``data:`` chunk
+    per token (its text may be empty while a character is incomplete), then a final chunk with
+    ``stop`` true and the counts, made into :class:`GenerationStats` (no queue time: llama-server
+    does not report it)."""
+    started = time.perf_counter()
+    async with client.stream("POST", url, json={**body, "stream": True}) as resp:
+        result = StreamResult(status_code=resp.status_code)
+        if resp.status_code != 200:
+            result.error = (await resp.aread()).decode(errors="replace")
+            result.latency_s = time.perf_counter() - started
+            return result
+        async for _, data in iter_frames(resp.aiter_lines()):
+            now = time.perf_counter() - started
+            chunk = json.loads(data)
+            if not chunk.get("stop"):
+                result.chunks.append(chunk.get("content", ""))
+                result.token_times.append(now)
+                continue
+            result.chunks.append(chunk.get("content", ""))
+            n = int(chunk["tokens_predicted"])
+            result.stats = GenerationStats(
+                model=model,
+                finish_reason="length" if chunk.get("stop_type") == "limit" else "stop",
+                prompt_tokens=int(chunk["tokens_evaluated"]),
+                completion_tokens=n,
+                ttft_s=result.ttft_s or now,
+                latency_s=now,
+                tokens_per_s=float(chunk.get("timings", {}).get("predicted_per_second", 0.0)),
+            )
+        result.latency_s = time.perf_counter() - started
+        if result.stats is None:
+            result.error = "stream ended without a final chunk"
         return result

@@ -55,6 +55,8 @@ class ModelConfig(_Strict):
     tier: int = Field(ge=1, le=5)
     cost: float = Field(gt=0)
     threads: int | Literal["auto"] = "auto"
+    parallel: int = Field(default=1, ge=1, le=64)
+    """Requests decoded together (``N_PARALLEL``, continuous batching); 1 = one at a time."""
     use_gpu: bool = False
     host: str = "cpu-node-1"
 

@@ -155,6 +155,7 @@ def _model_spec(config: StackConfig, base: Path, model: str, py: tuple[str, ...]
         *("--host", config.host, "--n-threads", str(config.threads(model))),
         *("--models-dir", str(resolve(base, config.models_dir))),
         *(("--use-gpu",) if model_config.use_gpu else ()),
+        *(("--n-parallel", str(model_config.parallel)) if model_config.parallel > 1 else ()),
     )
     return ServiceSpec(model, config.host, model_config.port, argv, "/health", marker_for(model))
 

@@ -112,13 +112,30 @@ class AnswerLog:
         self._file.close()
 
 
+async def engine_settings(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    """How the service decodes, recorded with each answer: its ``n_parallel`` (above 1 a greedy
+    text can depend on what else was decoding), None when ``/health`` does not say."""
+    try:
+        n_parallel = (await client.get(f"{url}/health", timeout=10)).json().get("n_parallel")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        n_parallel = None
+    return {"n_parallel": n_parallel}
+
+
 async def ask(
-    client: httpx.AsyncClient, url: str, model: str, prompt: Mapping[str, Any], sha: str
+    client: httpx.AsyncClient,
+    url: str,
+    model: str,
+    prompt: Mapping[str, Any],
+    sha: str,
+    engine: Mapping[str, Any] | None = None,
 ) -> Answer:
-    """One greedy generation through a model service; failures become error records."""
+    """One greedy generation through a model service; failures become error records. The
+    record's settings are the request's plus ``engine`` (:func:`engine_settings`)."""
     max_tokens = MAX_TOKENS.get(str(prompt.get("category")), DEFAULT_MAX_TOKENS)
-    settings = {"temp": 0.0, "max_tokens": max_tokens, "raw": False, "top_p": 1.0}
-    body = {"prompt": prompt["prompt"], "stream": False, **settings}
+    request = {"temp": 0.0, "max_tokens": max_tokens, "raw": False, "top_p": 1.0}
+    body = {"prompt": prompt["prompt"], "stream": False, **request}
+    settings = {**request, **(engine or {})}
     started = time.perf_counter()
     try:
         resp = await client.post(f"{url}/generate", json=body)
@@ -153,11 +170,12 @@ async def collect(
         queue.put_nowait(pair)
     async with httpx.AsyncClient(timeout=600) as client:
         shas = {m: CATALOG[m].sha256 for m in urls}
+        engines = {m: await engine_settings(client, url) for m, url in urls.items()}
 
         async def worker() -> None:
             while not queue.empty():
                 prompt, model = queue.get_nowait()
-                answer = await ask(client, urls[model], model, prompt, shas[model])
+                answer = await ask(client, urls[model], model, prompt, shas[model], engines[model])
                 log_file.append(answer)
                 if on_answer is not None:
                     on_answer(answer)
