@@ -13,7 +13,6 @@ batching changes what a request gets: each is compared with the one-at-a-time en
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
 import os
 import shutil
@@ -27,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from polyllm.bench.latency import SHORT_PROMPT, distinct_models
+from polyllm.bench.latency import SHORT_PROMPT, distinct_models, write_csv
 from polyllm.bench.processes import llama_server, model_service
 from polyllm.bench.router import percentile
 from polyllm.bench.sse_client import StreamResult, stream_completion, stream_generate
@@ -309,15 +308,8 @@ def write_report(
 ) -> Path:
     """``batching.csv`` (every request), ``batching-summary.csv`` and ``batching.md``."""
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    samples = [s for level in levels for s in level.samples]
-    with (cfg.out_dir / "batching.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(asdict(samples[0])))
-        writer.writeheader()
-        writer.writerows(asdict(s) for s in samples)
-    with (cfg.out_dir / "batching-summary.csv").open("w", newline="") as f:
-        summary = csv.DictWriter(f, fieldnames=list(rows[0]))
-        summary.writeheader()
-        summary.writerows(rows)
+    write_csv(cfg.out_dir / "batching.csv", [asdict(s) for level in levels for s in level.samples])
+    write_csv(cfg.out_dir / "batching-summary.csv", rows)
     report = cfg.out_dir / "batching.md"
     report.write_text(markdown(rows, cfg, conditions))
     return report

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import httpx
 import typer
@@ -72,12 +74,8 @@ def bench_models(
         models=ids, repeats=repeats, max_tokens=max_tokens, models_dir=models_dir, out_dir=out
     )
     if threads is not None:
-        cfg = BenchConfig(**{**cfg.__dict__, "n_threads": threads})
-    try:
-        rows = run(cfg, echo=_console.print)
-    except RuntimeError as exc:
-        _console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        cfg = replace(cfg, n_threads=threads)
+    rows = _measured(lambda: run(cfg, echo=_console.print))
     table = Table(
         "model",
         "prompt",
@@ -116,12 +114,8 @@ def _bench_concurrency(
         models_dir=models_dir, out_dir=out, llama_server=server,
     )  # fmt: skip
     if threads is not None:
-        cfg = ConcurrencyConfig(**{**cfg.__dict__, "n_threads": threads})
-    try:
-        rows = run(cfg, echo=_console.print)
-    except RuntimeError as exc:
-        _console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        cfg = replace(cfg, n_threads=threads)
+    rows = _measured(lambda: run(cfg, echo=_console.print))
     table = Table(
         "model", "engine", "c", "agg tok/s", "x c1", "req tok/s", "TTFT p95", "x c1", "same"
     )
@@ -132,6 +126,18 @@ def _bench_concurrency(
             str(r["ttft_p95_x"]), r["same_text_as_serial"],
         )  # fmt: skip
     _console.print(table)
+
+
+T = TypeVar("T")
+
+
+def _measured(measure: Callable[[], T]) -> T:
+    """Run a benchmark; a RuntimeError (a server that would not start, …) is a red line, exit 1."""
+    try:
+        return measure()
+    except RuntimeError as exc:
+        _console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
 
 
 @bench_app.command("router")
@@ -152,11 +158,7 @@ def bench_router(
     cfg = RouterBenchConfig(
         requests=requests, rate_calls=rate_calls, models_dir=models_dir, out_dir=out
     )
-    try:
-        rows = run(cfg, echo=_console.print)
-    except RuntimeError as exc:
-        _console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    rows = _measured(lambda: run(cfg, echo=_console.print))
     table = Table("measurement", "N", "p50 ms", "p99 ms", "target", "met")
     for r in rows:
         met = "" if r.met is None else ("[green]yes[/green]" if r.met else "[red]no[/red]")

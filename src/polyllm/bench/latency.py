@@ -194,17 +194,19 @@ def summarise(samples: list[Sample]) -> list[dict[str, Any]]:
     return rows
 
 
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """``rows`` as a CSV file, the first row's keys as the header."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_report(rows: list[dict[str, Any]], samples: list[Sample], cfg: BenchConfig) -> Path:
     """``cpu-latency.csv`` (every sample), ``cpu-latency-summary.csv`` and ``cpu-latency.md``."""
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    with (cfg.out_dir / "cpu-latency.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(asdict(samples[0])))
-        writer.writeheader()
-        writer.writerows(asdict(s) for s in samples)
-    with (cfg.out_dir / "cpu-latency-summary.csv").open("w", newline="") as f:
-        summary_writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        summary_writer.writeheader()
-        summary_writer.writerows(rows)
+    write_csv(cfg.out_dir / "cpu-latency.csv", [asdict(s) for s in samples])
+    write_csv(cfg.out_dir / "cpu-latency-summary.csv", rows)
     report = cfg.out_dir / "cpu-latency.md"
     report.write_text(_markdown(rows, cfg))
     return report

@@ -48,6 +48,15 @@ class StreamResult:
         return (self.stats.completion_tokens - 1) / span if span > 0 else None
 
 
+async def _refused(resp: httpx.Response, result: StreamResult, started: float) -> bool:
+    """True for an answer other than 200, its body then recorded as ``result``'s error."""
+    if resp.status_code == 200:
+        return False
+    result.error = (await resp.aread()).decode(errors="replace")
+    result.latency_s = time.perf_counter() - started
+    return True
+
+
 async def stream_generate(
     client: httpx.AsyncClient, url: str, body: dict[str, object]
 ) -> StreamResult:
@@ -57,9 +66,7 @@ async def stream_generate(
     started = time.perf_counter()
     async with client.stream("POST", url, json={**body, "stream": True}) as resp:
         result = StreamResult(status_code=resp.status_code)
-        if resp.status_code != 200:
-            result.error = (await resp.aread()).decode(errors="replace")
-            result.latency_s = time.perf_counter() - started
+        if await _refused(resp, result, started):
             return result
         expected_index = 0
         async for event, data in iter_frames(resp.aiter_lines()):
@@ -94,9 +101,7 @@ async def stream_completion(
     started = time.perf_counter()
     async with client.stream("POST", url, json={**body, "stream": True}) as resp:
         result = StreamResult(status_code=resp.status_code)
-        if resp.status_code != 200:
-            result.error = (await resp.aread()).decode(errors="replace")
-            result.latency_s = time.perf_counter() - started
+        if await _refused(resp, result, started):
             return result
         async for _, data in iter_frames(resp.aiter_lines()):
             now = time.perf_counter() - started
