@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from polyllm.bench.batching import (
@@ -14,9 +17,11 @@ from polyllm.bench.batching import (
     in_window,
     markdown,
     per_level,
+    room,
     service_flags,
     summarise,
 )
+from polyllm.bench.sse_client import StreamResult, stream_completion
 
 
 def sample(engine: str, c: int, index: int, sha: str, ttft: float = 100.0) -> RequestSample:
@@ -74,3 +79,62 @@ def test_the_report_states_the_conditions_and_the_anchor(tmp_path: Path) -> None
     assert "Load average (1 min) before 0.10" in text
     assert "47.6 at c=1" in text and "76.8 at c=4" in text
     assert "| m3 | batching | 1 |" in text
+
+
+# llama-server's streamed /completion as it answered (build 0c1e570, m1, 3 tokens, greedy);
+# the final chunk is cut to the fields the client reads.
+_TOKEN = {"index": 0, "stop": False, "id_slot": -1, "tokens_evaluated": 6}
+LLAMA_SERVER_CHUNKS = [
+    {**_TOKEN, "content": " to", "tokens": [288], "tokens_predicted": 1},
+    {**_TOKEN, "content": "", "tokens": [1055], "tokens_predicted": 2},
+    {**_TOKEN, "content": " person", "tokens": [1055], "tokens_predicted": 3},
+    {
+        "index": 0, "content": "", "tokens": [], "id_slot": 1, "stop": True,
+        "tokens_predicted": 3, "tokens_evaluated": 6, "stop_type": "limit",
+        "timings": {"predicted_n": 3, "predicted_per_second": 132.98},
+    },
+]  # fmt: skip
+LLAMA_SERVER_STREAM = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in LLAMA_SERVER_CHUNKS)
+
+
+def llama_server(status: int, body: bytes) -> httpx.AsyncClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent = json.loads(request.content)
+        assert sent["stream"] is True and request.url.path == "/completion"
+        assert request.headers["connection"] == "close"  # see stream_completion
+        return httpx.Response(status, content=body)
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(answer))
+
+
+def test_llama_server_chunks_become_tokens_and_stats() -> None:
+    async def run() -> StreamResult:
+        async with llama_server(200, LLAMA_SERVER_STREAM) as http:
+            return await stream_completion(http, "http://ls/completion", {"prompt": "x"}, "m1")
+
+    result = asyncio.run(run())
+    assert result.error is None and result.text == " to person"
+    assert len(result.token_times) == 3  # a chunk per token, an empty one (half a character) too
+    assert result.stats is not None
+    assert (result.stats.finish_reason, result.stats.completion_tokens) == ("length", 3)
+    assert result.stats.prompt_tokens == 6 and result.stats.tokens_per_s == 132.98
+
+
+def test_llama_server_refusal_and_a_cut_stream_are_errors() -> None:
+    async def run(status: int, body: bytes) -> StreamResult:
+        async with llama_server(status, body) as http:
+            return await stream_completion(http, "http://ls/completion", {"prompt": "x"}, "m1")
+
+    refused = asyncio.run(run(400, b'{"error":{"message":"Field \'n_predict\': bad"}}'))
+    assert refused.status_code == 400 and "n_predict" in (refused.error or "")
+    cut = asyncio.run(run(200, LLAMA_SERVER_STREAM.split(b"\n\n")[0] + b"\n\n"))
+    assert cut.stats is None and cut.error == "stream ended without a final chunk"
+
+
+def test_llama_server_is_measured_only_when_built_with_as_many_slots() -> None:
+    cfg = ConcurrencyConfig(models=["m3"], levels=[1, 2, 4])
+    assert cfg.engines == ["serial", "batching"]
+    built = ConcurrencyConfig(models=["m3"], levels=[1, 2, 4], llama_server=Path("/x/server"))
+    assert built.engines == ["serial", "batching", "llama-server"]
+    assert room("llama-server", built) == room("batching", built)
+    assert room("llama-server", built)[0] == 4

@@ -85,6 +85,7 @@ def test_collect_records_answers_and_skips_them_next_time(m1: Service, tmp_path:
         assert r["error"] is None and r["response"]
         assert r["settings"]["temp"] == 0.0
         assert r["settings"]["n_parallel"] == 1  # as the service's /health says
+        assert r["settings"]["flash_attn"] is True
         assert r["settings"]["max_tokens"] == {"t/1": 64, "t/2": 320}[r["id"]]
         assert 1 <= r["completion_tokens"] <= r["settings"]["max_tokens"]
         assert r["model_sha256"].startswith("b179c952")
@@ -103,3 +104,4 @@ def test_a_dead_service_is_an_error_record_not_a_crash(tmp_path: Path) -> None:
     (record,) = read_answers(tmp_path / "work.jsonl")
     assert record["error"] and record["response"] is None
     assert record["settings"]["n_parallel"] is None  # unknown: /health did not answer
+    assert record["settings"]["flash_attn"] is None

@@ -380,14 +380,13 @@ def run(cfg: ConcurrencyConfig, echo: Callable[[str], None]) -> list[dict[str, A
         if not (cfg.models_dir / f"{spec.id}.gguf").is_file():
             echo(f"skip {spec.id}: {cfg.models_dir / spec.id}.gguf is not there")
             continue
-        echo(f"{spec.id}: concurrency {cfg.levels}, serial then batching …")
+        echo(f"{spec.id}: concurrency {cfg.levels}, {' then '.join(cfg.engines)} …")
         levels += measure_model(spec, cfg, log_dir)
     if not levels:
         raise RuntimeError("no model files found: run `polyllm models fetch --all`")
-    load_after = os.getloadavg()
     conditions = (
-        f"Load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}: other "
-        "processes shared the cores unless both are near 0."
+        f"Load average (1 min) before the run: {load_before[0]:.2f} (near 0: nothing else was "
+        "running; during the run the servers themselves keep every core busy)."
     )
     rows = summarise(levels)
     echo(f"wrote {write_report(rows, levels, cfg, conditions)}")

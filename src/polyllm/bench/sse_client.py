@@ -97,9 +97,12 @@ async def stream_completion(
     """POST ``body`` to llama-server's ``/completion`` with streaming on: one ``data:`` chunk
     per token (its text may be empty while a character is incomplete), then a final chunk with
     ``stop`` true and the counts, made into :class:`GenerationStats` (no queue time: llama-server
-    does not report it)."""
+    does not report it). One connection per request: llama-server sometimes closes a kept-alive
+    connection after a stream just as the next request is sent on it (httpx: "Server
+    disconnected without sending a response"; 2 of 14 back-to-back requests here)."""
     started = time.perf_counter()
-    async with client.stream("POST", url, json={**body, "stream": True}) as resp:
+    headers = {"Connection": "close"}
+    async with client.stream("POST", url, json={**body, "stream": True}, headers=headers) as resp:
         result = StreamResult(status_code=resp.status_code)
         if await _refused(resp, result, started):
             return result

@@ -107,6 +107,9 @@ class HealthResponse(BaseModel):
         default=1,
         description="Requests decoded together; above 1, a greedy text can depend on the others.",
     )
+    flash_attn: bool | None = Field(
+        default=None, description="Whether llama.cpp's fused attention kernel is on."
+    )
     detail: str | None = None
 
 

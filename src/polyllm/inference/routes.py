@@ -216,6 +216,7 @@ async def health(request: Request, engine: EngineDep) -> JSONResponse:
         queue_depth=engine.queue_depth,
         n_ctx=engine.n_ctx,
         n_parallel=engine.settings.n_parallel,
+        flash_attn=engine.settings.flash_attn,
         detail=failure,
     )
     return JSONResponse(body.model_dump(), status_code=200 if status == "ok" else 503)

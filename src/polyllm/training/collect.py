@@ -114,12 +114,15 @@ class AnswerLog:
 
 async def engine_settings(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
     """How the service decodes, recorded with each answer: its ``n_parallel`` (above 1 a greedy
-    text can depend on what else was decoding), None when ``/health`` does not say."""
+    text can depend on what else was decoding) and ``flash_attn``; None where ``/health`` does
+    not say."""
     try:
-        n_parallel = (await client.get(f"{url}/health", timeout=10)).json().get("n_parallel")
-    except (httpx.HTTPError, ValueError, AttributeError):
-        n_parallel = None
-    return {"n_parallel": n_parallel}
+        health = (await client.get(f"{url}/health", timeout=10)).json()
+    except (httpx.HTTPError, ValueError):
+        health = {}
+    if not isinstance(health, dict):
+        health = {}
+    return {key: health.get(key) for key in ("n_parallel", "flash_attn")}
 
 
 async def ask(
