@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -138,3 +140,10 @@ def test_llama_server_is_measured_only_when_built_with_as_many_slots() -> None:
     assert built.engines == ["serial", "batching", "llama-server"]
     assert room("llama-server", built) == room("batching", built)
     assert room("llama-server", built)[0] == 4
+
+
+def test_the_llama_server_build_script_passes_shellcheck() -> None:
+    script = Path(__file__).parents[2] / "scripts/build-llama-server.sh"
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    result = subprocess.run([str(shellcheck), str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
