@@ -105,3 +105,24 @@ def test_a_dead_service_is_an_error_record_not_a_crash(tmp_path: Path) -> None:
     assert record["error"] and record["response"] is None
     assert record["settings"]["n_parallel"] is None  # unknown: /health did not answer
     assert record["settings"]["flash_attn"] is None
+
+
+def test_a_record_cut_by_a_kill_is_dropped_and_asked_again(tmp_path: Path) -> None:
+    working = tmp_path / "work.jsonl"
+    log = AnswerLog(working)
+    log.append(answer("t/1", "m1"))
+    log.close()
+    whole = working.read_bytes()
+    working.write_bytes(whole + whole[: len(whole) // 2])  # killed halfway through a write
+    assert [r["id"] for r in read_answers(working)] == ["t/1"]  # the torn tail is skipped
+    log = AnswerLog(working)  # reopening cuts it, so the next record starts on its own line
+    log.append(answer("t/2", "m1"))
+    log.close()
+    assert [r["id"] for r in read_answers(working)] == ["t/1", "t/2"]
+
+
+def test_a_bad_record_before_the_last_line_is_an_error(tmp_path: Path) -> None:
+    working = tmp_path / "work.jsonl"
+    working.write_text('{"id": "t/1"\n{"id": "t/2"}\n')
+    with pytest.raises(ValueError, match=r"work\.jsonl:1"):
+        list(read_answers(working))

@@ -81,9 +81,17 @@ def read_answers(*paths: Path) -> Iterator[dict[str, Any]]:
             continue
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
+            lines = [line for line in f if line.strip()]
+        for number, line in enumerate(lines, 1):
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                if number < len(lines):
+                    raise ValueError(f"{path}:{number}: not a JSON record: {exc}") from None
+                # The last line of a working file a collector is writing, or was killed writing.
+                log.warning(
+                    "skipping a half-written last record", extra={"fields": {"path": str(path)}}
+                )
 
 
 def answered(*paths: Path) -> set[tuple[str, str]]:
@@ -97,11 +105,24 @@ def order(prompts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return sorted(prompts, key=lambda p: hashlib.sha256(str(p["id"]).encode()).hexdigest())
 
 
+def _cut_torn_tail(path: Path) -> None:
+    """Drop a last line that a killed collector left half-written (that pair is not answered,
+    so it is asked again); appending after it would spoil the next record too."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+        log.warning("dropped a half-written last record", extra={"fields": {"path": str(path)}})
+
+
 class AnswerLog:
     """The append-only working file: one line per answer, flushed at once."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _cut_torn_tail(path)
         self._file = path.open("a", encoding="utf-8")
 
     def append(self, answer: Answer) -> None:
