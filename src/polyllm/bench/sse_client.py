@@ -109,17 +109,15 @@ async def stream_completion(
         async for _, data in iter_frames(resp.aiter_lines()):
             now = time.perf_counter() - started
             chunk = json.loads(data)
+            result.chunks.append(chunk.get("content", ""))
             if not chunk.get("stop"):
-                result.chunks.append(chunk.get("content", ""))
                 result.token_times.append(now)
                 continue
-            result.chunks.append(chunk.get("content", ""))
-            n = int(chunk["tokens_predicted"])
             result.stats = GenerationStats(
                 model=model,
                 finish_reason="length" if chunk.get("stop_type") == "limit" else "stop",
                 prompt_tokens=int(chunk["tokens_evaluated"]),
-                completion_tokens=n,
+                completion_tokens=int(chunk["tokens_predicted"]),
                 ttft_s=result.ttft_s or now,
                 latency_s=now,
                 tokens_per_s=float(chunk.get("timings", {}).get("predicted_per_second", 0.0)),

@@ -81,17 +81,22 @@ def read_answers(*paths: Path) -> Iterator[dict[str, Any]]:
             continue
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as f:
-            lines = [line for line in f if line.strip()]
-        for number, line in enumerate(lines, 1):
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                if number < len(lines):
-                    raise ValueError(f"{path}:{number}: not a JSON record: {exc}") from None
-                # The last line of a working file a collector is writing, or was killed writing.
-                log.warning(
-                    "skipping a half-written last record", extra={"fields": {"path": str(path)}}
-                )
+            torn = None  # a line that did not parse: fine only if it is the last one
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                if torn is not None:
+                    raise ValueError(torn)
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    torn = f"{path}:{number}: not a JSON record: {exc}"
+                    continue
+                yield record
+        if torn is not None:  # a collector is writing it, or was killed writing it
+            log.warning(
+                "skipping a half-written last record", extra={"fields": {"path": str(path)}}
+            )
 
 
 def answered(*paths: Path) -> set[tuple[str, str]]:
