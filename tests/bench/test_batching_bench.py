@@ -16,8 +16,10 @@ from polyllm.bench.batching import (
     Level,
     RequestSample,
     _Run,
+    combine,
     in_window,
     markdown,
+    measure_model,
     per_level,
     room,
     service_flags,
@@ -59,6 +61,51 @@ def test_rows_compare_each_level_with_the_first_of_its_engine() -> None:
     assert rows[("serial", 4)]["same_text_as_first"] == "2/2"
 
 
+def test_runs_are_combined_into_medians_of_their_own_ratios() -> None:
+    def run(r: int, c1: float, c4: float, sha: str) -> list[Level]:
+        return [
+            Level("m3", "batching", 1, 10.0, c1, [sample("batching", 1, 0, "t0")], run=r),
+            Level("m3", "batching", 4, 10.0, c4, [sample("batching", 4, 0, sha)], run=r),
+        ]
+
+    # Run 2 is a slow spell of the machine: its ratio (1.6) is still its own c=4 over its c=1.
+    levels = [*run(0, 450.0, 720.0, "t0"), *run(1, 300.0, 480.0, "XX"), *run(2, 440.0, 770.0, "t0")]
+    rows = summarise(levels)
+    assert [r["aggregate_x"] for r in rows if r["concurrency"] == 4] == [1.6, 1.6, 1.75]
+    (c1, c4) = combine(rows)
+    assert (c4["runs"], c4["requests"]) == (3, 3)
+    assert c4["aggregate_tok_s"] == 72.0  # median of 72, 48, 77
+    assert c4["aggregate_x"] == 1.6
+    assert c4["aggregate_x_range"] == "1.6-1.75"
+    assert c4["same_text_as_first"] == "2/3"  # against run 1's text at c=1
+    assert c1["aggregate_x_range"] == "1.0-1.0"
+
+
+def test_engines_take_turns_run_after_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    from polyllm.bench import batching
+    from polyllm.models.catalog import CATALOG
+
+    order: list[tuple[str, int]] = []
+
+    async def level(send: object, model: str, engine: str, c: int, *_: object) -> Level:
+        order.append((engine, c))
+        return Level(model, engine, c, 1.0, 40.0, [sample(engine, c, 0, "a")])
+
+    async def probe(send: object) -> float:
+        return 1.0
+
+    monkeypatch.setattr(batching, "server", lambda *a: contextlib.nullcontext("http://x"))
+    monkeypatch.setattr(batching, "probe", probe)
+    monkeypatch.setattr(batching, "measure_level", level)
+    monkeypatch.setattr(batching, "PAUSE_S", 0.0)
+    cfg = ConcurrencyConfig(models=["m3"], levels=[1, 4], runs=2)
+    levels = measure_model(CATALOG["m3"], cfg, Path("."), echo=lambda _: None)
+    assert order == [("serial", 1), ("serial", 4), ("batching", 1), ("batching", 4)] * 2
+    assert [lv.run for lv in levels] == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
 def test_every_level_sends_the_same_prompts_two_per_client_at_least() -> None:
     assert per_level(ConcurrencyConfig(models=["m3"], levels=[1, 2, 4, 8], requests=8)) == 16
     assert per_level(ConcurrencyConfig(models=["m3"], levels=[1, 2], requests=10)) == 10
@@ -77,7 +124,7 @@ def test_each_engine_gets_room_for_the_busiest_level() -> None:
 def test_the_report_states_the_conditions_and_the_anchor(tmp_path: Path) -> None:
     cfg = ConcurrencyConfig(models=["m3"], levels=[1, 4], out_dir=tmp_path)
     levels = [Level("m3", "batching", 1, 1.0, 40.0, [sample("batching", 1, 0, "a")])]
-    text = markdown(summarise(levels), cfg, "Load average (1 min) before 0.10, after 0.20")
+    text = markdown(combine(summarise(levels)), cfg, "Load average (1 min) before 0.10, after 0.20")
     assert "Load average (1 min) before 0.10" in text
     assert "47.6 at c=1" in text and "76.8 at c=4" in text
     assert "| m3 | batching | 1 |" in text

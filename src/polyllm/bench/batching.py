@@ -5,9 +5,12 @@ the default engine) and with continuous batching (``n_parallel`` = the highest c
 then, when it is built (scripts/build-llama-server.sh), llama.cpp's own ``llama-server`` with as
 many slots, as the reference.
 At each concurrency ``c``, ``c`` clients send requests back to back (a closed loop) until the
-level's requests are answered. Request ``i`` of every level and engine has the same prompt
-(greedy, end-of-sequence ignored, a fixed number of tokens), so the texts also tell whether
-batching changes what a request gets: each is compared with the one-at-a-time engine's text.
+level's requests are answered. With ``runs`` > 1 the engines take turns (serial, batching,
+llama-server, serial, …), so a slow spell of the machine falls on every engine alike, and the
+report gives each figure's median and the ratio's range over the runs. Request ``i`` of every
+level and engine has the same prompt (greedy, end-of-sequence ignored, a fixed number of
+tokens), so the texts also tell whether batching changes what a request gets: each is compared
+with the one-at-a-time engine's text.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,8 @@ class ConcurrencyConfig:
     out_dir: Path = Path("docs/benchmarks")
     llama_server: Path | None = None
     """llama.cpp's server binary; None: measure our two engines only."""
+    runs: int = 1
+    """Times every engine is measured, taking turns."""
 
     @property
     def engines(self) -> list[str]:
@@ -90,6 +95,7 @@ class Level:
     window_tokens: float
     """Completion tokens streamed within that window."""
     samples: list[RequestSample]
+    run: int = 0
 
 
 @dataclass(frozen=True)
@@ -228,18 +234,23 @@ async def probe(send: Send) -> float:
     return result.latency_s
 
 
-def measure_model(spec: ModelSpec, cfg: ConcurrencyConfig, log_dir: Path) -> list[Level]:
-    """Every level on every engine, one server at a time."""
+def measure_model(
+    spec: ModelSpec, cfg: ConcurrencyConfig, log_dir: Path, echo: Callable[[str], None]
+) -> list[Level]:
+    """Every level on every engine, one server at a time, ``cfg.runs`` times."""
     levels: list[Level] = []
-    for engine in cfg.engines:
-        with server(engine, spec, cfg, log_dir / f"bench-batching-{spec.id}-{engine}.log") as url:
-            send = sender(engine, url, spec.id, cfg)
-            alone_s = asyncio.run(probe(send))
-            for c in cfg.levels:
-                time.sleep(PAUSE_S)
-                levels.append(
-                    asyncio.run(measure_level(send, spec.id, engine, c, cfg, alone_s / c))
-                )
+    for run in range(cfg.runs):
+        for engine in cfg.engines:
+            log_path = log_dir / f"bench-batching-{spec.id}-{engine}.log"
+            with server(engine, spec, cfg, log_path) as url:
+                send = sender(engine, url, spec.id, cfg)
+                alone_s = asyncio.run(probe(send))
+                for c in cfg.levels:
+                    time.sleep(PAUSE_S)
+                    level = asyncio.run(measure_level(send, spec.id, engine, c, cfg, alone_s / c))
+                    levels.append(replace(level, run=run))
+                    rate = level.window_tokens / level.window_s
+                    echo(f"  run {run + 1}/{cfg.runs} {engine} c={c}: {rate:.1f} tok/s")
     return levels
 
 
@@ -261,16 +272,17 @@ def server(
 
 
 def summarise(levels: list[Level]) -> list[dict[str, Any]]:
-    """One row per level: aggregate and per-request rates, TTFT percentiles, ratios to the
-    first (lowest) level of the same engine, and how many texts equal the same prompt's text
-    at that first level (alone, for c=1) and on the serial engine."""
+    """One row per level and run: aggregate and per-request rates, TTFT percentiles, ratios to
+    the first (lowest) level of the same engine in the same run, and how many texts equal the
+    same prompt's text at that first level of the first run (alone, for c=1) and on the serial
+    engine."""
     first_level: dict[tuple[str, str], int] = {}
     first_text: dict[tuple[str, str, int], str] = {}
     for level in levels:
         lowest = first_level.setdefault((level.model, level.engine), level.concurrency)
-        if level.concurrency == lowest:
+        if level.concurrency == lowest and level.run == 0:
             first_text |= {(s.model, s.engine, s.index): s.text_sha for s in level.samples}
-    base: dict[tuple[str, str], dict[str, Any]] = {}
+    base: dict[tuple[str, str, int], dict[str, Any]] = {}
     rows = []
     for level in levels:
         samples = level.samples
@@ -279,6 +291,7 @@ def summarise(levels: list[Level]) -> list[dict[str, Any]]:
             "model": level.model,
             "engine": level.engine,
             "concurrency": level.concurrency,
+            "run": level.run + 1,
             "requests": len(samples),
             "window_s": round(level.window_s, 2),
             "aggregate_tok_s": round(level.window_tokens / level.window_s, 1),
@@ -289,11 +302,42 @@ def summarise(levels: list[Level]) -> list[dict[str, Any]]:
             "same_text_as_first": _same(samples, first_text, level.engine),
             "same_text_as_serial": _same(samples, first_text, "serial"),
         }
-        first = base.setdefault((level.model, level.engine), row)
+        first = base.setdefault((level.model, level.engine, level.run), row)
         row["aggregate_x"] = round(row["aggregate_tok_s"] / first["aggregate_tok_s"], 2)
         row["ttft_p95_x"] = round(row["ttft_p95_ms"] / first["ttft_p95_ms"], 2)
         rows.append(row)
     return rows
+
+
+MEDIANS = (
+    "window_s", "aggregate_tok_s", "per_request_tok_s_p50", "ttft_p50_ms", "ttft_p95_ms",
+    "latency_p50_ms", "aggregate_x", "ttft_p95_x",
+)  # fmt: skip
+
+
+def combine(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (model, engine, concurrency) over its runs: the median of each figure (of
+    the runs' own ratios, for the ratios), the aggregate ratio's range and the TTFT ratio's
+    highest, the texts summed."""
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for level_row in rows:
+        group = (level_row["model"], level_row["engine"], level_row["concurrency"])
+        groups.setdefault(group, []).append(level_row)
+    combined = []
+    for (model, engine, concurrency), runs in groups.items():
+        row: dict[str, Any] = {
+            "model": model, "engine": engine, "concurrency": concurrency, "runs": len(runs),
+            "requests": sum(r["requests"] for r in runs),
+        }  # fmt: skip
+        row |= {key: round(statistics.median(r[key] for r in runs), 2) for key in MEDIANS}
+        ratios = [r["aggregate_x"] for r in runs]
+        row["aggregate_x_range"] = f"{min(ratios)}-{max(ratios)}"
+        row["ttft_p95_x_max"] = max(r["ttft_p95_x"] for r in runs)
+        for key in ("same_text_as_first", "same_text_as_serial"):
+            counts = [tuple(map(int, r[key].split("/"))) for r in runs]
+            row[key] = f"{sum(k for k, _ in counts)}/{sum(n for _, n in counts)}"
+        combined.append(row)
+    return combined
 
 
 def _same(samples: list[RequestSample], texts: dict[tuple[str, str, int], str], engine: str) -> str:
@@ -306,9 +350,14 @@ def _same(samples: list[RequestSample], texts: dict[tuple[str, str, int], str], 
 def write_report(
     rows: list[dict[str, Any]], levels: list[Level], cfg: ConcurrencyConfig, conditions: str
 ) -> Path:
-    """``batching.csv`` (every request), ``batching-summary.csv`` and ``batching.md``."""
+    """``batching.csv`` (every request), ``batching-runs.csv`` (every level of every run),
+    ``batching-summary.csv`` (``rows``: over the runs) and ``batching.md``."""
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(cfg.out_dir / "batching.csv", [asdict(s) for level in levels for s in level.samples])
+    write_csv(
+        cfg.out_dir / "batching.csv",
+        [{"run": level.run + 1, **asdict(s)} for level in levels for s in level.samples],
+    )
+    write_csv(cfg.out_dir / "batching-runs.csv", summarise(levels))
     write_csv(cfg.out_dir / "batching-summary.csv", rows)
     report = cfg.out_dir / "batching.md"
     report.write_text(markdown(rows, cfg, conditions))
@@ -316,12 +365,14 @@ def write_report(
 
 
 def markdown(rows: list[dict[str, Any]], cfg: ConcurrencyConfig, conditions: str) -> str:
-    """The report: conditions, one table, the anchor and the targets."""
+    """The report: conditions, one table (``rows`` from :func:`combine`), the anchor and the
+    targets."""
     import llama_cpp
 
     columns = [
         ("model", "model"), ("engine", "engine"), ("concurrency", "c"), ("requests", "requests"),
         ("aggregate_tok_s", "aggregate tok/s"), ("aggregate_x", f"x c={cfg.levels[0]}"),
+        ("aggregate_x_range", "x range"),
         ("per_request_tok_s_p50", "per-request tok/s p50"), ("ttft_p50_ms", "TTFT p50 ms"),
         ("ttft_p95_ms", "TTFT p95 ms"), ("ttft_p95_x", f"TTFT p95 x c={cfg.levels[0]}"),
         ("same_text_as_first", f"same text as c={cfg.levels[0]}"),
@@ -338,7 +389,8 @@ def markdown(rows: list[dict[str, Any]], cfg: ConcurrencyConfig, conditions: str
         f"threads, llama-cpp-python {llama_cpp.__version__}, greedy decoding of "
         f"{cfg.max_tokens} tokens per request (end-of-sequence ignored), a short prompt "
         f"(~20 tokens), at least {cfg.requests} requests per level and 2 per client, "
-        f"prefill chunk {cfg.prefill_chunk}.\n\n{conditions}\n\n"
+        f"prefill chunk {cfg.prefill_chunk}; {cfg.runs} run(s) per engine, the engines taking "
+        f"turns.\n\n{conditions}\n\n"
         "- **serial**: the default engine (`N_PARALLEL=1`): one request at a time, the others "
         "queue. **batching**: `N_PARALLEL` = the highest concurrency. **llama-server**: "
         "llama.cpp's own server built from the same llama.cpp source "
@@ -350,7 +402,8 @@ def markdown(rows: list[dict[str, Any]], cfg: ConcurrencyConfig, conditions: str
         "- **aggregate tok/s**: completion tokens streamed while every client had a request "
         "in flight / that time (steady state). **per-request tok/s**: each stream's decode rate "
         "after its first token. **TTFT**: request sent → first token event, queue included. "
-        "All client side.\n"
+        "All client side. With several runs: the median over the runs (of each run's own "
+        "ratio, for `x c=1`); **x range**: the lowest and highest run.\n"
         "- **same text as c=1**: requests whose text is identical to the same engine's text "
         "for the same prompt at the lowest concurrency (alone, at c=1). **same text as "
         "serial**: identical to the serial engine's text at the lowest concurrency (its "
@@ -366,7 +419,8 @@ def markdown(rows: list[dict[str, Any]], cfg: ConcurrencyConfig, conditions: str
         + f"The issue's anchor for it (m3, 2 threads, `-np 4`, 96 tokens): {anchor} "
         "aggregate tok/s (1.14x at c=2, 1.61x at c=4).\n\n"
         "Targets (m3): aggregate at c=4 ≥ 1.6x c=1; TTFT p95 at c=4 ≤ 2x c=1.\n\n"
-        "Every request: `batching.csv`; the table: `batching-summary.csv`.\n"
+        "Every request: `batching.csv`; every level of every run: `batching-runs.csv`; the "
+        "table: `batching-summary.csv`.\n"
     )
 
 
@@ -381,13 +435,13 @@ def run(cfg: ConcurrencyConfig, echo: Callable[[str], None]) -> list[dict[str, A
             echo(f"skip {spec.id}: {cfg.models_dir / spec.id}.gguf is not there")
             continue
         echo(f"{spec.id}: concurrency {cfg.levels}, {' then '.join(cfg.engines)} …")
-        levels += measure_model(spec, cfg, log_dir)
+        levels += measure_model(spec, cfg, log_dir, echo)
     if not levels:
         raise RuntimeError("no model files found: run `polyllm models fetch --all`")
     conditions = (
         f"Load average (1 min) before the run: {load_before[0]:.2f} (near 0: nothing else was "
         "running; during the run the servers themselves keep every core busy)."
     )
-    rows = summarise(levels)
+    rows = combine(summarise(levels))
     echo(f"wrote {write_report(rows, levels, cfg, conditions)}")
     return rows

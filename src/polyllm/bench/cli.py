@@ -53,6 +53,15 @@ def bench_models(
             "[default: the one scripts/build-llama-server.sh built, if any]."
         ),
     ] = None,
+    runs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=20,
+            help="With --concurrency: measure every engine this many times, taking turns; "
+            "the report gives medians and the range.",
+        ),
+    ] = 1,
 ) -> None:
     """TTFT and decode tokens/s per model: HTTP service vs in-process llama-cpp-python, or
     (with --concurrency) the engines' aggregate and per-request rates under concurrent load."""
@@ -68,7 +77,9 @@ def bench_models(
         from polyllm.bench.batching import built_llama_server
 
         server = llama_server or built_llama_server()
-        _bench_concurrency(ids, concurrency, requests, max_tokens, threads, models_dir, out, server)
+        _bench_concurrency(
+            ids, concurrency, requests, max_tokens, threads, models_dir, out, server, runs
+        )  # fmt: skip
         return
     cfg = BenchConfig(
         models=ids, repeats=repeats, max_tokens=max_tokens, models_dir=models_dir, out_dir=out
@@ -97,7 +108,7 @@ def bench_models(
 
 def _bench_concurrency(
     ids: list[str], levels: str, requests: int, max_tokens: int, threads: int | None,
-    models_dir: Path, out: Path, server: Path | None,
+    models_dir: Path, out: Path, server: Path | None, runs: int,
 ) -> None:  # fmt: skip
     from polyllm.bench.batching import ConcurrencyConfig, run
 
@@ -111,18 +122,20 @@ def _bench_concurrency(
         raise typer.BadParameter("--concurrency: client counts from 1 to 64")
     cfg = ConcurrencyConfig(
         models=ids, levels=counts, requests=requests, max_tokens=max_tokens,
-        models_dir=models_dir, out_dir=out, llama_server=server,
+        models_dir=models_dir, out_dir=out, llama_server=server, runs=runs,
     )  # fmt: skip
     if threads is not None:
         cfg = replace(cfg, n_threads=threads)
     rows = _measured(lambda: run(cfg, echo=_console.print))
     table = Table(
-        "model", "engine", "c", "agg tok/s", "x c1", "req tok/s", "TTFT p95", "x c1", "same"
-    )
+        "model", "engine", "c", "agg tok/s", "x c1", "x range", "req tok/s", "TTFT p95", "x c1",
+        "same",
+    )  # fmt: skip
     for r in rows:
         table.add_row(
             r["model"], r["engine"], str(r["concurrency"]), str(r["aggregate_tok_s"]),
-            str(r["aggregate_x"]), str(r["per_request_tok_s_p50"]), str(r["ttft_p95_ms"]),
+            str(r["aggregate_x"]), r["aggregate_x_range"], str(r["per_request_tok_s_p50"]),
+            str(r["ttft_p95_ms"]),
             str(r["ttft_p95_x"]), r["same_text_as_serial"],
         )  # fmt: skip
     _console.print(table)
