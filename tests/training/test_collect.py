@@ -66,6 +66,41 @@ def test_errors_are_retried_and_compaction_keeps_the_good_answer(tmp_path: Path)
         assert all("prompt" not in json.loads(line) for line in f)
 
 
+def test_each_model_has_its_own_line_so_a_slow_one_holds_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polyllm.training import collect as collect_module
+
+    prompts = [{"id": f"p/{i}", "category": "chat", "prompt": "hi"} for i in range(6)]
+    small_done = asyncio.Event()
+    asked: list[str] = []
+
+    async def ask(client: object, url: str, model: str, prompt: dict, *_: object) -> Answer:
+        if model == "m4":  # the slow model answers only once the small one has answered all
+            await small_done.wait()
+        asked.append(model)
+        if asked.count("m1") == len(prompts):
+            small_done.set()
+        return answer(prompt["id"], model)
+
+    async def settings(client: object, url: str) -> dict[str, object]:
+        return {}
+
+    monkeypatch.setattr(collect_module, "ask", ask)
+    monkeypatch.setattr(collect_module, "engine_settings", settings)
+    log = AnswerLog(tmp_path / "work.jsonl")
+    urls = {"m1": "http://m1", "m4": "http://m4"}
+    # One line shared by 2 workers would have both stuck on m4 requests: a deadlock.
+    run = collect(prompts, urls, log, {("p/0", "m4")}, concurrency=1)
+    attempted = asyncio.run(asyncio.wait_for(run, 5))
+    log.close()
+    assert attempted == 11
+    assert asked[:6] == ["m1"] * 6 and asked.count("m4") == 5
+    assert {(r["id"], r["model"]) for r in read_answers(tmp_path / "work.jsonl")} == {
+        (p["id"], m) for p in prompts for m in urls
+    } - {("p/0", "m4")}
+
+
 @pytest.fixture(scope="module")
 def m1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with running_m1(tmp_path_factory.mktemp("m1"), "--n-ctx", "2048") as service:

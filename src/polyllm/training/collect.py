@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -192,25 +193,28 @@ async def collect(
     concurrency: int = 2,
     on_answer: Any = None,
 ) -> int:
-    """Answer every (prompt, model) pair not in ``done``; returns how many were attempted."""
-    pairs = [(p, m) for p in order(prompts) for m in urls if (str(p["id"]), m) not in done]
-    queue: asyncio.Queue[tuple[Mapping[str, Any], str]] = asyncio.Queue()
-    for pair in pairs:
-        queue.put_nowait(pair)
+    """Answer every (prompt, model) pair not in ``done``; returns how many were attempted.
+
+    Each model has its own line of prompts (in :func:`order`) and ``concurrency`` requests in
+    flight: the slowest model's backlog never holds the others idle (with one shared line, the
+    big model's requests soon fill every slot while the small models wait)."""
+    lines = {m: deque(p for p in order(prompts) if (str(p["id"]), m) not in done) for m in urls}
+    attempted = sum(len(line) for line in lines.values())
     async with httpx.AsyncClient(timeout=600) as client:
         shas = {m: CATALOG[m].sha256 for m in urls}
         engines = {m: await engine_settings(client, url) for m, url in urls.items()}
 
-        async def worker() -> None:
-            while not queue.empty():
-                prompt, model = queue.get_nowait()
+        async def worker(model: str, line: deque[Mapping[str, Any]]) -> None:
+            while line:
+                prompt = line.popleft()
                 answer = await ask(client, urls[model], model, prompt, shas[model], engines[model])
                 log_file.append(answer)
                 if on_answer is not None:
                     on_answer(answer)
 
-        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-    return len(pairs)
+        workers = [worker(m, line) for m, line in lines.items() for _ in range(max(1, concurrency))]
+        await asyncio.gather(*workers)
+    return attempted
 
 
 def compact(committed: Path = COMMITTED, working: Path = WORKING) -> int:

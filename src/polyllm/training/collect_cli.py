@@ -49,7 +49,9 @@ def load_prompts(path: Path, limit: int | None) -> list[dict[str, Any]]:
 def collect_command(
     prompts: Annotated[Path | None, typer.Option(help="Prompt JSONL [built dataset].")] = None,
     models: Annotated[str, typer.Option(help="Comma-separated model ids.")] = "m1,m2,m3,m4,m5",
-    concurrency: Annotated[int, typer.Option(min=1, max=16, help="Requests in flight.")] = 2,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=16, help="Requests in flight per model (each its own line).")
+    ] = 2,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N prompts.")] = None,
     base_url: Annotated[
         str, typer.Option(help="Model services at <base>:81NN.")
