@@ -46,6 +46,9 @@ def test_unknown_scorer_is_an_error() -> None:
         ("5", "The answer is 5 apples, since 2 + 3 = 5.", True),
         ("12", "It is 13.", False),
         ("12", "I cannot tell.", False),
+        ("12", "It is " + "9" * 400 + ".", False),  # beyond a float: wrong, not a crash
+        ("12", "It is 1e999999999.", False),  # not expanded into a billion digits
+        ("0.1", "It is 0.1000000001.", True),
     ],
 )
 def test_numeric(reference: Any, response: str, correct: bool) -> None:

@@ -85,6 +85,8 @@ def parse_number(text: str) -> Fraction | None:
     frac = re.fullmatch(r"(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}", cleaned)
     if frac:
         cleaned = f"{frac.group(1)}{frac.group(2)}/{frac.group(3)}"
+    if re.search(r"[eE][+-]?\d{4,}", cleaned):  # 1e999999999 would be a billion-digit integer
+        return None
     try:
         value = Fraction(cleaned)
     except (ValueError, ZeroDivisionError):
@@ -92,8 +94,10 @@ def parse_number(text: str) -> Fraction | None:
     return value
 
 
-def _same_number(left: Fraction, right: Fraction, rel: float = 1e-6) -> bool:
-    return abs(float(left) - float(right)) <= rel * max(1.0, abs(float(right)))
+def _same_number(left: Fraction, right: Fraction, rel: Fraction = Fraction(1, 10**6)) -> bool:
+    """Equal within ``rel`` (absolute below 1), in exact arithmetic: a model's 400-digit answer
+    is wrong, not a float overflow."""
+    return abs(left - right) <= rel * max(Fraction(1), abs(right))
 
 
 def score_numeric(record: Mapping[str, Any], response: str) -> ScoreResult:
@@ -198,7 +202,8 @@ def score_alias_em(record: Mapping[str, Any], response: str) -> ScoreResult:
             return _verdict(True, answer, f"short response contains alias {alias!r}")
         alias_value, found = parse_number(alias), extract.last_number(answer)
         value = parse_number(found) if found else None
-        if alias_value is not None and value is not None and _same_number(value, alias_value, 1e-3):
+        near = Fraction(1, 1000)
+        if alias_value is not None and value is not None and _same_number(value, alias_value, near):
             return _verdict(True, answer, f"{found} matches numeric alias {alias!r}")
     return _verdict(False, answer, f"{answer!r} matches none of {len(aliases)} aliases")
 
