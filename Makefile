@@ -7,8 +7,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= inference,s3,router,train,bench,dev
-# llama-cpp-python compiles llama.cpp (~9 min on 2 cores); pip keeps the wheel in its cache,
-# so only the first install on a machine pays for it.
+# llama-cpp-python compiles llama.cpp (~9 min on 2 cores) for this machine's CPU;
+# scripts/llama-wheel.sh keeps the wheel per CPU, so only the first install on a machine pays for it.
+LLAMA := $(findstring inference,$(EXTRAS))
 STAMP  := $(VENV)/.installed
 # The web UI (ui/): npm is only needed to build it; the router serves ui/dist at /.
 UI_DEPS := ui/node_modules/.package-lock.json
@@ -24,7 +25,9 @@ $(STAMP): pyproject.toml
 	@PYTHON=$(PYTHON) scripts/bootstrap.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	links=$$([[ -z "$(LLAMA)" ]] || scripts/llama-wheel.sh $(BIN)/python) \
+	  && $(BIN)/pip install --quiet --disable-pip-version-check $${links:+--find-links "$$links"} \
+	     -e '.[$(EXTRAS)]'
 	@touch $@
 
 install: $(STAMP) ## create .venv and install polyllm with its extras

@@ -20,10 +20,11 @@ echo "fetching the llama-cpp-python $version source (llama.cpp is vendored in it
   "llama-cpp-python==$version" -d "$dest"
 tar xzf "$dest/llama_cpp_python-$version.tar.gz" -C "$dest"
 src=$dest/llama_cpp_python-$version/vendor/llama.cpp
-# llama-cpp-python's own build defaults: native CPU flags, no CUDA; static (one binary that
-# outlives the build directory); no web UI (it would be downloaded), no curl/openssl (no model
-# downloads), only the server target.
-cmake -S "$src" -B "$dest/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+# The CPU flags of our llama-cpp-python wheel (scripts/ggml-cpu-flags.sh), no CUDA; static (one
+# binary that outlives the build directory); no web UI (it would be downloaded), no curl/openssl
+# (no model downloads), only the server target.
+read -r -a cpu_flags < <(scripts/ggml-cpu-flags.sh)
+cmake -S "$src" -B "$dest/build" -DCMAKE_BUILD_TYPE=Release "${cpu_flags[@]}" \
   -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
   -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF >&2
 echo "compiling llama-server (about 10 min on 2 cores)" >&2

@@ -5,7 +5,11 @@
 #   docker run -p 8101:8101 -v "$PWD/models:/models" -e MODEL_ID=m1 polyllm-model:latest
 
 FROM python:3.11-slim-bookworm AS build
-# llama-cpp-python compiles llama.cpp from source.
+# llama-cpp-python compiles llama.cpp from source. Not for the build host's CPU (-march=native):
+# an image moves between hosts (Kubernetes nodes), and a native build from an AMX or AVX-512 host
+# dies with "Illegal instruction" on a CPU without them. GGML_NATIVE=OFF builds ggml's x86-64
+# baseline (AVX2, FMA, F16C), which every x86 server of the last decade runs.
+ARG CMAKE_ARGS="-DGGML_NATIVE=OFF"
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential cmake git \
     && rm -rf /var/lib/apt/lists/*
