@@ -96,7 +96,13 @@ def test_engines_take_turns_run_after_run(monkeypatch: pytest.MonkeyPatch) -> No
     async def probe(send: object) -> float:
         return 1.0
 
-    monkeypatch.setattr(batching, "server", lambda *a: contextlib.nullcontext("http://x"))
+    logs: list[str] = []
+
+    def server(engine: str, spec: object, cfg: object, log_path: Path) -> object:
+        logs.append(log_path.name)
+        return contextlib.nullcontext("http://x")
+
+    monkeypatch.setattr(batching, "server", server)
     monkeypatch.setattr(batching, "probe", probe)
     monkeypatch.setattr(batching, "measure_level", level)
     monkeypatch.setattr(batching, "PAUSE_S", 0.0)
@@ -104,6 +110,10 @@ def test_engines_take_turns_run_after_run(monkeypatch: pytest.MonkeyPatch) -> No
     levels = measure_model(CATALOG["m3"], cfg, Path("."), echo=lambda _: None)
     assert order == [("serial", 1), ("serial", 4), ("batching", 1), ("batching", 4)] * 2
     assert [lv.run for lv in levels] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert logs == [  # each run keeps its servers' logs
+        "bench-batching-m3-serial-run1.log", "bench-batching-m3-batching-run1.log",
+        "bench-batching-m3-serial-run2.log", "bench-batching-m3-batching-run2.log",
+    ]  # fmt: skip
 
 
 def test_every_level_sends_the_same_prompts_two_per_client_at_least() -> None:

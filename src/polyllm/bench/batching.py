@@ -241,7 +241,8 @@ def measure_model(
     levels: list[Level] = []
     for run in range(cfg.runs):
         for engine in cfg.engines:
-            log_path = log_dir / f"bench-batching-{spec.id}-{engine}.log"
+            suffix = f"-run{run + 1}" if cfg.runs > 1 else ""  # each run's log is kept
+            log_path = log_dir / f"bench-batching-{spec.id}-{engine}{suffix}.log"
             with server(engine, spec, cfg, log_path) as url:
                 send = sender(engine, url, spec.id, cfg)
                 alone_s = asyncio.run(probe(send))
