@@ -221,7 +221,13 @@ def test_health_and_models_show_live_backends(real_router: Proc) -> None:
 
 def test_non_streaming_client_disconnect_stops_the_backend(real_router: Proc, m1: Service) -> None:
     before = cancelled(m1)
-    body = {"prompt": "Write a long story.", "max_tokens": 900, "model": "m1", "stream": False}
+    body = {
+        "prompt": "Write a long story.",
+        "max_tokens": 900,
+        "model": "m1",
+        "stream": False,
+        "ignore_eos": True,
+    }  # cannot end on its own before the disconnect is seen
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{real_router.url}/generate", json={**body, "cache": False}, timeout=1.0)
     wait_until(lambda: cancelled(m1) > before, "the backend kept generating")
