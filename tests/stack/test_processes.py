@@ -17,6 +17,7 @@ from polyllm.stack.processes import (
     port_in_use,
     recorded_names,
     rss_bytes,
+    start_detached,
 )
 
 
@@ -90,3 +91,18 @@ def test_log_tail_keeps_the_last_lines(tmp_path: Path) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(50)))
     assert log_tail(log, 3) == ["line 47", "line 48", "line 49"]
     assert log_tail(tmp_path / "missing.log") == []
+
+
+def test_start_detached_lowers_the_priority_of_the_process_and_of_its_session(
+    tmp_path: Path,
+) -> None:
+    report = "import os, pathlib; p = pathlib.Path('/proc/self/autogroup'); " + (
+        "print(os.nice(0)); print(p.read_text() if p.exists() else 'no autogroup')"
+    )
+    log = tmp_path / "child.log"
+    start_detached([sys.executable, "-c", report], log, nice=7).wait(timeout=30)
+    niceness, autogroup = log.read_text().splitlines()[:2]
+    assert int(niceness) == min(19, os.nice(0) + 7)
+    assert autogroup == "no autogroup" or autogroup.endswith("nice 7")
+    start_detached([sys.executable, "-c", report], log).wait(timeout=30)
+    assert int(log.read_text().splitlines()[0]) == os.nice(0)  # nice=0: left as it was

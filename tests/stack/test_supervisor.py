@@ -129,6 +129,10 @@ def test_plan_orders_services_and_restricts_the_registry_to_the_selection() -> N
     m2 = plan(_config(), Path("/srv"), ["m2"])[0]
     assert "--use-gpu" in m2.argv
     assert m2.argv[m2.argv.index("--n-parallel") + 1] == "4"
+    assert "--n-ctx" not in m2.argv and m2.nice == 0  # the service's default; equal priority
+    m3_config = {"port": 18103, "tier": 3, "cost": 4, "n_ctx": 8192, "nice": 10}
+    m3 = plan(_config(models={"m3": m3_config}), Path("/srv"), ["m3"])[0]
+    assert m3.argv[m3.argv.index("--n-ctx") + 1] == "8192" and m3.nice == 10
 
 
 def test_plan_rejects_unknown_names() -> None:

@@ -57,6 +57,10 @@ class ModelConfig(_Strict):
     threads: int | Literal["auto"] = "auto"
     parallel: int = Field(default=1, ge=1, le=64)
     """Requests decoded together (``N_PARALLEL``, continuous batching); 1 = one at a time."""
+    n_ctx: int | None = Field(default=None, ge=256)
+    """Context window (``N_CTX``); None: the service's default. The running sequences share it."""
+    nice: int = Field(default=0, ge=0, le=19)
+    """How much lower this service's CPU priority is than the others' (Unix nice, 0 = equal)."""
     use_gpu: bool = False
     host: str = "cpu-node-1"
 

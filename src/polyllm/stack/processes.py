@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -148,10 +149,10 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def start_detached(
-    argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+    argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None, nice: int = 0
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own session (it outlives this process and the terminal), stdout and
-    stderr to ``log_path`` (truncated), no stdin."""
+    stderr to ``log_path`` (truncated), no stdin, its CPU priority lowered by ``nice``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         return subprocess.Popen(
@@ -161,7 +162,20 @@ def start_detached(
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            preexec_fn=(lambda: lower_priority(nice)) if nice else None,
         )
+
+
+def lower_priority(nice: int) -> None:
+    """Lower this process's CPU priority by ``nice``, as seen against other sessions too.
+
+    Linux schedules each session as one group (autogroup) and weighs groups by the group's own
+    nice value, so the process's nice alone would change nothing against other services.
+    """
+    os.nice(nice)
+    # Without autogroup (not Linux, or disabled) the process's nice is all there is.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/autogroup").write_text(f"{nice}\n")
 
 
 def stop_pids(pids: Mapping[str, int], grace_s: float = 10.0) -> dict[str, str]:

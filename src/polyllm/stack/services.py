@@ -40,6 +40,7 @@ class ServiceSpec:
     probe_path: str | None
     marker: str
     env: Mapping[str, str] = field(default_factory=dict)
+    nice: int = 0
 
     @property
     def url(self) -> str:
@@ -156,8 +157,17 @@ def _model_spec(config: StackConfig, base: Path, model: str, py: tuple[str, ...]
         *("--models-dir", str(resolve(base, config.models_dir))),
         *(("--use-gpu",) if model_config.use_gpu else ()),
         *(("--n-parallel", str(model_config.parallel)) if model_config.parallel > 1 else ()),
+        *(("--n-ctx", str(model_config.n_ctx)) if model_config.n_ctx else ()),
     )
-    return ServiceSpec(model, config.host, model_config.port, argv, "/health", marker_for(model))
+    return ServiceSpec(
+        model,
+        config.host,
+        model_config.port,
+        argv,
+        "/health",
+        marker_for(model),
+        nice=model_config.nice,
+    )
 
 
 def _router_spec(config: StackConfig, names: list[str], py: tuple[str, ...]) -> ServiceSpec:

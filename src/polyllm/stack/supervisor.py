@@ -112,7 +112,7 @@ def start_services(specs: Sequence[ServiceSpec], run_dir: Path) -> list[Launch]:
             continue
         if spec.name == "redis":
             (run_dir / "redis").mkdir(exist_ok=True)
-        proc = start_detached(spec.argv, files.log_path, spec.env)
+        proc = start_detached(spec.argv, files.log_path, spec.env, nice=spec.nice)
         files.record(proc.pid, spec.port)
         launches.append(Launch(spec, files, proc.pid, proc))
     return launches
