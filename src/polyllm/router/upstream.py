@@ -72,7 +72,10 @@ class UpstreamStream:
         remaining = self._deadline - time.monotonic()
         limit = min(remaining, timeout_s) if timeout_s is not None else remaining
         try:
-            event, data = await asyncio.wait_for(anext(self._frames), timeout=max(limit, 0.001))
+            # Not asyncio.wait_for: on Python 3.11 it returns the frame, swallowing the cancel, when
+            # a caller leaves just as the frame arrives, and the backend is then read to its end.
+            async with asyncio.timeout(max(limit, 0.001)):
+                event, data = await anext(self._frames)
         except TimeoutError:
             reason = "first_token_timeout" if timeout_s is not None else "total_timeout"
             raise UpstreamError(model, reason, f"no event within {limit:.1f} s") from None
