@@ -325,15 +325,14 @@ def render(evaluation: Evaluation, meta: Mapping[str, Any]) -> str:
         "",
         f"The test split holds {c['test']} labelled prompts: the prompts for which every "
         "distinct model's answer has been collected and scored so far (the collection is still "
-        "running). With so few prompts one answer "
-        f"moves a policy's quality by {1 / max(c['test'], 1):.3f}, so differences between "
-        "policies are mostly within noise. 95% bootstrap intervals (paired, "
-        f"{BOOTSTRAP} resamples) of quality minus always-m4's:",
+        f"running). One answer moves a policy's quality by {1 / max(c['test'], 1):.3f}; "
+        "an interval that holds 0 is a difference within noise. 95% bootstrap intervals "
+        f"(paired, {BOOTSTRAP} resamples) of quality minus always-m4's:",
         "",
         *(f"- {name}: [{lo:+.3f}, {hi:+.3f}]" for name, (lo, hi) in evaluation.intervals.items()),
         "",
-        "Where the router falls short, the causes are (1) data size: a few hundred training "
-        f"prompts for a {len(meta.get('classes', []))}-class problem with "
+        "Where the router falls short, the causes are (1) data size: "
+        f"{c['train']:,} training prompts for a {len(meta.get('classes', []))}-class problem with "
         f"{len(meta.get('features', []))} features; (2) label noise: the label is the argmax "
         "of mostly 0/1 scores, so most prompts that every model fails (or every model passes) are "
         "labelled by latency alone, and the classes overlap heavily; (3) feature signal: "
