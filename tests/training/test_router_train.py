@@ -22,7 +22,7 @@ from polyllm.router.policy.learned import (
     TrainedRouter,
 )
 from polyllm.training.labels import PromptOutcome
-from polyllm.training.router_eval import apgr, evaluate
+from polyllm.training.router_eval import apgr, evaluate, render
 from polyllm.training.router_train import Example, train_router
 
 pytestmark = pytest.mark.skipif(
@@ -141,6 +141,16 @@ def test_evaluation_compares_every_baseline(trained_dir: Path) -> None:
     # the signal is perfect here: the router matches the oracle
     oracle = next(r for r in result.results if r.name.startswith("oracle"))
     assert by_name["LightGBM"].quality == oracle.quality == 1.0
+
+
+def test_report_states_the_split_sizes_and_each_interval(trained_dir: Path) -> None:
+    trained = TrainedRouter.load(trained_dir, EMBEDDER_DIR)
+    result = evaluate(_examples(), trained, trained.featurizer.embedder.embed)
+    text = render(result, json.loads((trained_dir / META_FILE).read_text()))
+    assert "test split: 12 prompts (train 56, validation 12)" in text
+    assert "data size: 56 training prompts for a 4-class problem" in text
+    assert "One answer moves a policy's quality by 0.083" in text
+    assert "- LightGBM: [" in text
 
 
 def test_apgr_of_random_mixing_is_one_half() -> None:
