@@ -22,7 +22,7 @@ from polyllm.router.policy.learned import (
     TrainedRouter,
 )
 from polyllm.training.labels import PromptOutcome
-from polyllm.training.router_eval import apgr, evaluate, render
+from polyllm.training.router_eval import Evaluation, apgr, evaluate, render
 from polyllm.training.router_train import Example, train_router
 
 pytestmark = pytest.mark.skipif(
@@ -130,23 +130,27 @@ def test_stale_or_missing_model_is_a_clear_error(trained_dir: Path, tmp_path: Pa
         TrainedRouter.load(tmp_path, EMBEDDER_DIR)
 
 
-def test_evaluation_compares_every_baseline(trained_dir: Path) -> None:
+@pytest.fixture(scope="module")
+def evaluation(trained_dir: Path) -> Evaluation:
     trained = TrainedRouter.load(trained_dir, EMBEDDER_DIR)
-    result = evaluate(_examples(), trained, trained.featurizer.embedder.embed)
-    names = [r.name for r in result.results]
+    return evaluate(_examples(), trained, trained.featurizer.embedder.embed)
+
+
+def test_evaluation_compares_every_baseline(evaluation: Evaluation) -> None:
+    names = [r.name for r in evaluation.results]
     assert names[:4] == ["always-m1", "always-m2", "always-m3", "always-m4"]
     assert any(n.startswith("kNN") for n in names) and "heuristic" in names
-    by_name = {r.name: r for r in result.results}
+    by_name = {r.name: r for r in evaluation.results}
     assert by_name["always-m1"].pgr == 0 and by_name["always-m4"].pgr == 1
     # the signal is perfect here: the router matches the oracle
-    oracle = next(r for r in result.results if r.name.startswith("oracle"))
+    oracle = next(r for r in evaluation.results if r.name.startswith("oracle"))
     assert by_name["LightGBM"].quality == oracle.quality == 1.0
 
 
-def test_report_states_the_split_sizes_and_each_interval(trained_dir: Path) -> None:
-    trained = TrainedRouter.load(trained_dir, EMBEDDER_DIR)
-    result = evaluate(_examples(), trained, trained.featurizer.embedder.embed)
-    text = render(result, json.loads((trained_dir / META_FILE).read_text()))
+def test_report_states_the_split_sizes_and_each_interval(
+    evaluation: Evaluation, trained_dir: Path
+) -> None:
+    text = render(evaluation, json.loads((trained_dir / META_FILE).read_text()))
     assert "test split: 12 prompts (train 56, validation 12)" in text
     assert "data size: 56 training prompts for a 4-class problem" in text
     assert "One answer moves a policy's quality by 0.083" in text
