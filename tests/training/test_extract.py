@@ -54,10 +54,31 @@ def test_last_number(text: str, number: str | None) -> None:
         ("B. Paris is the capital", "B"),
         ("The answer is a bit unclear", None),
         ("I am not sure.", None),
+        # Seen in the collected answers: Qwen boxes the letter, Gemma writes HTML emphasis.
+        ("Therefore, the correct answer is \\(\\boxed{E}\\).", "E"),
+        ("The correct answer is:\n\\[\n\\boxed{C}\n\\]", "C"),
+        ("So \\boxed{\\text{(B) 30 swerts}}", "B"),
+        ("<strong>Correct Answer:</strong> D\n\n<strong>Explanation:</strong>", "D"),
+        ("The result is \\boxed{Even}.", None),
     ],
 )
 def test_choice_letter(response: str, letter: str | None) -> None:
     assert extract.choice_letter(response, "ABCDE") == letter
+
+
+def test_first_and_last_sentence() -> None:
+    response = "The answer is gamma. It is the third letter.\n\nSo: gamma! Done."
+    assert extract.first_sentence(response) == "The answer is gamma."
+    assert extract.last_sentence(response) == "Done."
+    assert extract.first_sentence(" \n ") is None
+    assert extract.last_sentence("") is None
+
+
+def test_predicate_is_what_follows_the_first_copula() -> None:
+    assert extract.predicate("The outer layer of the skin is the epidermis.") == "the epidermis."
+    assert extract.predicate("Its parts were A and B, which is odd") == "A and B, which is odd"
+    assert extract.predicate("Mount Olympus.") is None
+    assert extract.predicate("This island has no name") is None  # "is" inside a word
 
 
 def test_final_answer_prefers_answer_lead_then_box_then_last_line() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,26 @@ def test_report_says_numbers_are_partial_and_has_every_section() -> None:
     assert "| 0 | always-m1 | 0.000 | 1.00 |" in text
     assert "0 of the N prompts have no model scoring above 0" in text
     assert f"]({PLOT_NAME})" in text
+
+
+def test_report_says_complete_when_every_prompt_is_labelled() -> None:
+    text = render(replace(_inputs(), dataset_size=1))
+    assert "**Complete.**" in text
+    assert "Partial numbers" not in text
+
+
+def test_report_counts_answers_without_an_answer_and_answers_cut_by_the_budget() -> None:
+    inputs = _inputs()
+    missed = ScoreRecord("p3", "m2", "math", "numeric", 0.0, False, None, "no number found")
+    text = render(
+        replace(inputs, scores=[*inputs.scores, missed], at_budget=frozenset({("p1", "m4")}))
+    )
+    assert "| model | numeric |" in text  # judge extracts nothing: no column
+    assert "| m1 | 0% (0) |" in text
+    assert "| m2 | 50% (1) |" in text
+    assert "| model | math | chat |" in text
+    assert "| m4 | 100% | - |" in text
+    assert "| m1 | 0% | 0% |" in text  # p2 is m1's only chat answer
 
 
 def test_write_report_writes_the_plot_next_to_it(tmp_path: Path) -> None:

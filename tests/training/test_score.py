@@ -101,6 +101,41 @@ def test_mc_letter(response: str, correct: bool) -> None:
     assert verdict("mc_letter", "C", response) is correct
 
 
+GREEK = (
+    "What is the third letter of the Greek alphabet?\n"
+    "A. delta\nB. gamma\nC. gamma ray\nD. alpha beta\n"
+    "Answer with the letter of the correct option."
+)
+
+
+@pytest.mark.parametrize(
+    ("response", "letter"),
+    [
+        # Small models answer with the option's text instead of its letter.
+        ("The third letter of the Greek alphabet is gamma.", "B"),
+        ("gamma ray", "C"),
+        ("It was, in the end, a gamma ray.", "C"),  # "gamma" inside "gamma ray" is no 2nd choice
+        ("First: delta is wrong.\nThe answer is gamma.", "B"),  # the last sentence states it
+        # Not statements of a choice:
+        ("Delta or gamma.", None),  # two options
+        ("Options:\nA. delta\nB. gamma\nC. gamma ray\nD. alpha beta", None),  # repeats them
+        ("Let us look at delta. It comes fourth. Gamma is third.\nThe letter is", None),
+        ("The answer is gamma, the letter that comes third in the order of the", None),  # cut off
+        ("The third letter of the Greek alphabet?", None),
+    ],
+)
+def test_mc_letter_reads_an_option_stated_by_its_text(response: str, letter: str | None) -> None:
+    result = score(record("mc_letter", "B", GREEK), response)
+    assert result.extracted == letter
+    assert result.correct is (letter == "B")
+
+
+def test_mc_letter_ignores_option_text_that_is_in_the_question() -> None:
+    prompt = "How many edges has a complete graph with 10 vertices?\nA. 10\nB. 45\nAnswer."
+    assert score(record("mc_letter", "B", prompt), "It is 45.").extracted == "B"
+    assert score(record("mc_letter", "B", prompt), "It is 10.").extracted is None
+
+
 @pytest.mark.parametrize(
     ("response", "correct"),
     [
@@ -114,6 +149,11 @@ def test_mc_letter(response: str, correct: bool) -> None:
             "book was somebody else entirely, possibly Kurt Vonnegut.",
             False,
         ),
+        # A one-sentence answer (SmolLM's style) states the alias after its verb.
+        ("The vast interior rural area of Australia is known as the Australian Outback.", True),
+        ("The author of this famous 1961 war novel is widely said to be Joseph Heller.", True),
+        ("Joseph Heller is a name people suggest, but the author was Kurt Vonnegut.", False),
+        ("Is the author of the novel really Joseph Heller, or was it someone else?", False),
     ],
 )
 def test_alias_em(response: str, correct: bool) -> None:
@@ -140,6 +180,9 @@ def test_normalize_squad() -> None:
         ("-0.000022", "-2.2e-05", True),
         ("-7", "s(-45) = 7", False),
         ("True", "False", False),
+        ("hello", "The value of `y` at line 4 is `'hello'`.", True),
+        ("-0.000018", "Rounded to seven decimal places it is -0.000018.", True),
+        ("hello", "The value of `y` at line 4 is `'world'`.", False),
     ],
 )
 def test_exact_match(reference: str, response: str, correct: bool) -> None:

@@ -23,6 +23,10 @@ _NUMBER = re.compile(
     r"|(?<![\w.])-?\.\d+"
 )
 
+_HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_COPULA = re.compile(r"\b(?:is|are|was|were)\s+", re.IGNORECASE)
+
 _ANSWER_LEAD = re.compile(
     r"(?:final\s+answer|the\s+answer|answer|correct\s+(?:option|choice|answer))"
     r"\s*(?:is|:|=|would\s+be|should\s+be)?\s*:?\s*",
@@ -84,15 +88,22 @@ def last_number(response: str) -> str | None:
 def choice_letter(response: str, letters: str = "ABCDEFGHIJ") -> str | None:
     """The option letter the response chooses, or ``None``.
 
-    Strongest evidence first, first match wins: ``Answer: C`` / ``The answer is (C)`` /
-    ``correct option is C``; then a line that is only the letter (``C``, ``(C)``, ``C)``,
-    ``**C**``); then ``(C)`` anywhere; finally a response that *starts* with the letter followed
-    by punctuation (``C. Paris``). A letter mentioned in passing ("option A is wrong") is not a
-    choice.
+    Strongest evidence first, first match wins: a boxed letter (``\\boxed{C}``, Qwen's habit);
+    ``Answer: C`` / ``The answer is (C)`` / ``correct option is C``; then a line that is only the
+    letter (``C``, ``(C)``, ``C)``, ``**C**``); then ``(C)`` anywhere; finally a response that
+    *starts* with the letter followed by punctuation (``C. Paris``). Markdown and HTML emphasis
+    (``<strong>Answer:</strong> C``) is ignored. A letter mentioned in passing ("option A is
+    wrong") is not a choice.
     """
-    text = strip_thinking(response).replace("*", "")
+    text = _HTML_TAG.sub(" ", strip_thinking(response)).replace("*", "")
     # Letters match case-sensitively, so "the answer is a bit" does not choose A.
     options = f"(?-i:[{letters}])"
+    boxed = last_boxed(text)
+    if boxed is not None:
+        boxed = re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", boxed).strip()
+        match = re.fullmatch(rf"\(?({options})\)?(?:[.:)]\s*.*)?", boxed, re.DOTALL)
+        if match:
+            return match.group(1)
     patterns = [
         rf"{_ANSWER_LEAD.pattern}\(?({options})\)?(?![\w])",
         rf"^\s*\(?({options})\)?[.:]?\s*$",
@@ -104,6 +115,25 @@ def choice_letter(response: str, letters: str = "ABCDEFGHIJ") -> str | None:
         if match:
             return match.group(1)
     return None
+
+
+def first_sentence(response: str) -> str | None:
+    """The response's first sentence (of its first non-empty line), or ``None``."""
+    lines = strip_thinking(response).strip().splitlines()
+    return _SENTENCE_END.split(lines[0].strip())[0] if lines else None
+
+
+def last_sentence(response: str) -> str | None:
+    """The response's last sentence (of its last non-empty line), or ``None``."""
+    lines = strip_thinking(response).strip().splitlines()
+    return _SENTENCE_END.split(lines[-1].strip())[-1] if lines else None
+
+
+def predicate(sentence: str) -> str | None:
+    """What a one-sentence answer says its subject is: the text after its first is/are/was/were
+    ("The outer layer of the skin is the epidermis." → "the epidermis."), or ``None``."""
+    match = _COPULA.search(sentence)
+    return sentence[match.end() :].strip() if match else None
 
 
 def final_answer(response: str) -> str | None:

@@ -33,6 +33,8 @@ class ReportInputs:
     lambdas: Sequence[float]
     dataset_size: int
     answers: int
+    # (id, model) of the answers that stopped at their max_tokens budget (finish reason "length")
+    at_budget: frozenset[tuple[str, str]] = frozenset()
 
 
 def accuracy(scores: Iterable[ScoreRecord]) -> dict[tuple[str, str], tuple[float, int]]:
@@ -43,6 +45,10 @@ def accuracy(scores: Iterable[ScoreRecord]) -> dict[tuple[str, str], tuple[float
             sums[(record.model, record.category)].append(record.score)
             sums[(record.model, "all")].append(record.score)
     return {key: (sum(v) / len(v), len(v)) for key, v in sums.items()}
+
+
+# Scorers that pull an answer out of the response (``ifeval`` and ``judge`` read all of it).
+EXTRACTING = ("unit_test", "numeric", "math_boxed", "mc_letter", "alias_em", "exact_match")
 
 
 def _categories(table: Mapping[tuple[str, str], tuple[float, int]]) -> list[str]:
@@ -68,7 +74,7 @@ def plot_accuracy(
     ax.set_xticks([c + 0.4 - width / 2 for c in range(len(categories))], categories)
     ax.set_ylim(0, 1)
     ax.set_ylabel("mean score")
-    ax.set_title("accuracy per model x category (partial collection)")
+    ax.set_title("accuracy per model x category")
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +96,37 @@ def _accuracy_section(
             mean, n = table.get((model, c), (float("nan"), 0))
             cells.append(f"{mean:.3f} (n={n})" if n else "-")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _extraction_section(inputs: ReportInputs) -> list[str]:
+    """Per model x scorer: answers in which the scorer found no answer at all."""
+    scorers = [x for x in EXTRACTING if any(s.scorer == x for s in inputs.scores)]
+    lines = ["| model | " + " | ".join(scorers) + " |", "|---|" + "---:|" * len(scorers)]
+    for model in inputs.models:
+        cells = []
+        for scorer in scorers:
+            mine = [s for s in inputs.scores if s.model == model and s.scorer == scorer]
+            missed = sum(1 for s in mine if s.reason.startswith("no ") and s.extracted is None)
+            cells.append(f"{missed / len(mine):.0%} ({missed})" if mine else "-")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _budget_section(inputs: ReportInputs) -> list[str]:
+    """Per model x category: share of answers that stopped at their max_tokens budget."""
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for s in inputs.scores:
+        count = counts[(s.model, s.category)]
+        count[0] += (s.id, s.model) in inputs.at_budget
+        count[1] += 1
+    categories = [c for c in CATEGORIES if any(key[1] == c for key in counts)]
+    lines = ["| model | " + " | ".join(categories) + " |", "|---|" + "---:|" * len(categories)]
+    for model in inputs.models:
+        cells = [counts[(model, c)] for c in categories]
+        lines.append(
+            f"| {model} | " + " | ".join(f"{a / n:.0%}" if n else "-" for a, n in cells) + " |"
+        )
     return lines
 
 
@@ -126,10 +163,15 @@ def render(inputs: ReportInputs, plot_name: str = PLOT_NAME) -> str:
     scored = [s for s in inputs.scores if s.score is not None]
     judged = len(inputs.scores) - len(scored)
     n = len(inputs.outcomes)
+    status = (
+        "**Partial numbers.** Collection is still running across sessions."
+        if n < inputs.dataset_size
+        else "**Complete.** Every prompt has a scored answer from every distinct model."
+    )
     parts = [
         "# Router data: scores, labels and the oracle",
         "",
-        f"> **Partial numbers.** Collection is still running across sessions. Generated "
+        f"> {status} Generated "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {inputs.answers} answers; "
         f"**N = {n}** of {inputs.dataset_size} prompts have a numeric score from every distinct "
         f"model ({', '.join(inputs.models)}). Regenerate with `polyllm score && polyllm label "
@@ -151,6 +193,21 @@ def render(inputs: ReportInputs, plot_name: str = PLOT_NAME) -> str:
         *_accuracy_section(inputs, table),
         "",
         f"![accuracy per model and category]({plot_name})",
+        "",
+        "## Answer extraction and token budgets",
+        "",
+        "Share of answers in which the scorer found no answer at all (no code, number, box, "
+        "option letter or option text). The extractors accept the styles the five models "
+        "actually use; docs/data.md says how they were checked against the collected answers.",
+        "",
+        *_extraction_section(inputs),
+        "",
+        "Share of answers that stopped at their category's max_tokens budget (written in each "
+        "record). An answer cut off before its conclusion usually scores 0: where a model "
+        "reasons before answering and the budget is short, its score measures the budget as "
+        "much as the model.",
+        "",
+        *_budget_section(inputs),
         "",
         "## Mean latency per model",
         "",

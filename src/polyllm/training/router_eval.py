@@ -323,9 +323,9 @@ def render(evaluation: Evaluation, meta: Mapping[str, Any]) -> str:
     lines += [
         "## Reading these numbers",
         "",
-        f"The test split holds {c['test']} labelled prompts: the prompts for which every "
-        "distinct model's answer has been collected and scored so far (the collection is still "
-        f"running). One answer moves a policy's quality by {1 / max(c['test'], 1):.3f}; "
+        f"The test split holds {c['test']} labelled prompts: its prompts for which every "
+        "distinct model's answer has a numeric score. One answer moves a policy's quality by "
+        f"{1 / max(c['test'], 1):.3f}; "
         "an interval that holds 0 is a difference within noise. 95% bootstrap intervals "
         f"(paired, {BOOTSTRAP} resamples) of quality minus always-m4's:",
         "",

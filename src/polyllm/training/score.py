@@ -12,13 +12,16 @@ file (``scorer``, ``reference``, ``prompt``…). Choices made to be fair to smal
 - ``math_boxed``: the last ``\\boxed{}`` equals the reference after LaTeX normalisation; without a
   box, the last number of the response is compared instead (the reason says so), since small
   models often state a right answer without boxing it.
-- ``mc_letter``: the chosen option letter (:func:`~polyllm.training.extract.choice_letter`).
+- ``mc_letter``: the chosen option letter (:func:`~polyllm.training.extract.choice_letter`);
+  without a letter, the one option whose text the response states (:func:`named_option`).
 - ``alias_em``: SQuAD-normalised exact match of the final answer, or of the whole response,
   against any alias; a short response (≤ 10 words) also counts when it contains an alias as a
-  whole phrase ("It was Joseph Heller."). A numeric alias also matches a number within 0.1 %.
-- ``exact_match``: the final answer (or the right-hand side of its last ``=``) equals the
-  reference after lower-casing and removing spaces, quotes and a trailing period; numbers compare
-  by value.
+  whole phrase ("It was Joseph Heller."), and so does a one-sentence answer whose predicate
+  (after its first is/are/was/were) contains one ("The outer layer of the skin is the
+  epidermis."). A numeric alias also matches a number within 0.1 %.
+- ``exact_match``: the final answer (or the right-hand side of its last ``=``, or what it says
+  something *is*) equals the reference after lower-casing and removing spaces, quotes and a
+  trailing period; numbers compare by value.
 - ``ifeval``: IFEval's checks with the paper's *loose* criterion (the response also passes when
   its first/last line or markdown asterisks are removed): score = fraction of instructions
   followed, correct = all followed. The strict counts are in the reason.
@@ -167,21 +170,60 @@ def score_math_boxed(record: Mapping[str, Any], response: str) -> ScoreResult:
 # ---- letters and short text ----------------------------------------------------------------------
 
 
-def score_mc_letter(record: Mapping[str, Any], response: str) -> ScoreResult:
-    """The chosen option letter equals the reference letter."""
-    reference = str(record["reference"]).strip().upper()
-    letter = extract.choice_letter(response)
-    if letter is None:
-        return _no_answer("option letter")
-    return _verdict(letter == reference, letter, f"chose {letter}, reference {reference}")
-
-
 def normalize_squad(text: str) -> str:
     """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces."""
     text = text.lower()
     text = "".join(ch for ch in text if ch not in set(string.punctuation))
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
+
+
+_OPTION = re.compile(r"^\s*([A-J])[.)]\s+(.+?)\s*$", re.MULTILINE)
+
+
+def named_option(prompt: str, response: str) -> str | None:
+    """The letter of the one option whose text the response states as its answer ("The third
+    letter of the Greek alphabet is gamma." → the letter of "gamma"); ``None`` when it states
+    none or several.
+
+    Read as statements: a response that is one short or complete sentence ("Crossover study"),
+    and what the first and the last sentence say something *is* (after is/are/was/were), when
+    the sentence is complete. Not read: lines that repeat an option ("A. gamma"), the sentences
+    in between (often a walk through every option), a sentence cut off by the token budget, and
+    an option whose text is in the question too ("a graph with 10 vertices", option "10").
+    """
+    options = {letter: normalize_squad(text) for letter, text in _OPTION.findall(prompt)}
+    text = _OPTION.sub("", extract.strip_thinking(response)).strip()
+    stated = []
+    for sentence in {extract.first_sentence(text) or "", extract.last_sentence(text) or ""}:
+        complete = sentence.rstrip("*_`\"')").endswith((".", "!", "?"))
+        if sentence == text and (complete or len(sentence.split()) <= 10):
+            stated.append(extract.predicate(sentence) or sentence)
+        elif complete:
+            stated.append(extract.predicate(sentence) or "")
+    said = " ".join(f" {normalize_squad(statement)} " for statement in stated)
+    asked = f" {normalize_squad(_OPTION.sub('', prompt))} "
+    named = {
+        letter
+        for letter, text in options.items()
+        if text and f" {text} " in said and f" {text} " not in asked
+    }
+    # "gamma" inside a named "gamma ray" is not a second choice.
+    named = {a for a in named if not any(b != a and options[a] in options[b] for b in named)}
+    return named.pop() if len(named) == 1 else None
+
+
+def score_mc_letter(record: Mapping[str, Any], response: str) -> ScoreResult:
+    """The chosen option letter equals the reference letter; without a letter, the one option
+    whose text the response states is its choice."""
+    reference = str(record["reference"]).strip().upper()
+    letter = extract.choice_letter(response)
+    how = "chose"
+    if letter is None:
+        letter, how = named_option(str(record.get("prompt", "")), response), "named the text of"
+    if letter is None:
+        return _no_answer("option letter or option text")
+    return _verdict(letter == reference, letter, f"{how} {letter}, reference {reference}")
 
 
 def score_alias_em(record: Mapping[str, Any], response: str) -> ScoreResult:
@@ -192,6 +234,7 @@ def score_alias_em(record: Mapping[str, Any], response: str) -> ScoreResult:
         return _no_answer("answer")
     whole = normalize_squad(extract.strip_thinking(response))
     candidates = {normalize_squad(answer), whole}
+    stated = _stated(response)
     for alias in aliases:
         norm = normalize_squad(alias)
         if not norm and alias.strip() and alias.strip() == answer.strip():
@@ -200,12 +243,26 @@ def score_alias_em(record: Mapping[str, Any], response: str) -> ScoreResult:
             return _verdict(True, answer, f"matches alias {alias!r}")
         if norm and len(whole.split()) <= 10 and re.search(rf"\b{re.escape(norm)}\b", whole):
             return _verdict(True, answer, f"short response contains alias {alias!r}")
+        if norm and stated and re.search(rf"\b{re.escape(norm)}\b", stated):
+            return _verdict(True, answer, f"first sentence states alias {alias!r}")
         alias_value, found = parse_number(alias), extract.last_number(answer)
         value = parse_number(found) if found else None
         near = Fraction(1, 1000)
         if alias_value is not None and value is not None and _same_number(value, alias_value, near):
             return _verdict(True, answer, f"{found} matches numeric alias {alias!r}")
     return _verdict(False, answer, f"{answer!r} matches none of {len(aliases)} aliases")
+
+
+def _stated(response: str) -> str | None:
+    """What a one-sentence answer (its first sentence, ≤ 30 words) says its subject is,
+    normalised: "The outer layer of the skin is the epidermis." → "epidermis". Small models
+    answer a question in a sentence; an alias that is only *mentioned* before the verb, in a
+    long hedge or in a question, does not count."""
+    sentence = extract.first_sentence(response)
+    if sentence is None or len(sentence.split()) > 30 or sentence.endswith("?"):
+        return None
+    stated = extract.predicate(sentence)
+    return normalize_squad(stated) if stated else None
 
 
 def _normalize_exact(text: str) -> str:
@@ -222,6 +279,9 @@ def score_exact_match(record: Mapping[str, Any], response: str) -> ScoreResult:
     candidates = [answer]
     if "=" in answer and "=" not in reference:
         candidates.append(answer.rsplit("=", 1)[1])
+    stated = extract.predicate(answer)  # "The value of y at line 4 is 'hello'."
+    if stated:
+        candidates.append(stated)
     target = _normalize_exact(reference)
     target_value = parse_number(reference)
     for candidate in candidates:

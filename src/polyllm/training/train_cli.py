@@ -4,8 +4,9 @@ its best model per λ, and write ``docs/router-data.md``."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -61,9 +62,8 @@ def _answer_paths(answers: list[Path] | None) -> list[Path]:
     return answers or [COMMITTED, WORKING]
 
 
-def _latencies(paths: list[Path]) -> dict[tuple[str, str], float]:
+def _latencies(latest: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[tuple[str, str], float]:
     """Calibrated latency of each answer (see :mod:`polyllm.training.cost`)."""
-    latest = latest_answers(read_answers(*paths))
     return {pair: calibrated_latency(dict(a)) for pair, a in latest.items()}
 
 
@@ -121,7 +121,9 @@ def label_command(
     chosen = lambdas or list(DEFAULT_LAMBDAS)
     models = labelled_models(collection)
     outcomes = complete_outcomes(
-        read_scores(scores).values(), _latencies(_answer_paths(answers)), models
+        read_scores(scores).values(),
+        _latencies(latest_answers(read_answers(*_answer_paths(answers)))),
+        models,
     )
     rows = label_rows(outcomes, chosen, models)
     write_jsonl(output, rows)
@@ -139,8 +141,9 @@ def report_command(
 ) -> None:
     """Write the router-data report (coverage, accuracy, latency, labels, oracle) and its plot."""
     models = labelled_models(collection)
-    paths = _answer_paths(answers)
-    latencies = _latencies(paths)
+    records = list(read_answers(*_answer_paths(answers)))
+    latest = latest_answers(records)
+    latencies = _latencies(latest)
     score_records = list(read_scores(scores).values())
     inputs = ReportInputs(
         scores=score_records,
@@ -149,7 +152,8 @@ def report_command(
         models=models,
         lambdas=lambdas or list(DEFAULT_LAMBDAS),
         dataset_size=_count_lines(dataset),
-        answers=sum(1 for _ in read_answers(*paths)),
+        answers=len(records),
+        at_budget=frozenset(p for p, a in latest.items() if a.get("finish_reason") == "length"),
     )
     plot = write_report(inputs, output)
     _console.print(f"report → {output} (plot {plot}); N = {len(inputs.outcomes)}")
