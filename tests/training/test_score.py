@@ -226,6 +226,15 @@ def test_ifeval_partly_followed_scores_the_fraction() -> None:
     assert "keywords:existence" in result.reason
 
 
+@pytest.mark.parametrize(("response", "correct"), [("# a # b # c #", True), ("# a # b", False)])
+def test_ifeval_letter_frequency_counts_a_non_letter(response: str, correct: bool) -> None:
+    # IFEval asks for "#" once; the library alone would count a randomly drawn letter instead.
+    kwargs = {"letter": "#", "let_frequency": 4, "let_relation": "at least"}
+    reference = ifeval_reference(("keywords:letter_frequency", kwargs))
+    verdicts = {score(record("ifeval", reference), response).correct for _ in range(20)}
+    assert verdicts == {correct}
+
+
 def test_ifeval_loose_forgives_a_preamble_line() -> None:
     reference = ifeval_reference(("change_case:english_lowercase", {}))
     result = score(record("ifeval", reference), "Sure! Here it is:\nall lower case.")

@@ -4,7 +4,9 @@ The library asks NLTK for its ``punkt`` data, which cannot be downloaded here. W
 runs, :func:`check_instructions` gives the library an untrained ``PunktSentenceTokenizer`` for
 sentences and ``word_tokenize(..., preserve_line=True)`` for words, neither of which needs data.
 Verdicts on sentence-count instructions can differ slightly from the official scorer. Language
-detection (``langdetect``) is seeded so a verdict is the same on every run.
+detection (``langdetect``) is seeded so a verdict is the same on every run. A letter-frequency
+instruction about a character that is not a letter ("the # should appear at least 4 times") is
+checked for that character: the library would count a letter it draws at random.
 """
 
 from __future__ import annotations
@@ -62,6 +64,17 @@ def _offline_nltk() -> Iterator[None]:
     import langdetect  # type: ignore[import-untyped]
     import nltk  # type: ignore[import-untyped]
     from if_verifiable.ifeval import instructions_util  # type: ignore[import-untyped]
+    from if_verifiable.ifeval.instructions import (  # type: ignore[import-untyped]
+        LetterFrequencyChecker,
+    )
+
+    build_letter_check = LetterFrequencyChecker.build_description
+
+    def literal_letter_check(self: Any, *, letter: str | None = None, **kwargs: Any) -> str:
+        description: str = build_letter_check(self, letter=letter, **kwargs)
+        if letter and len(letter.strip()) == 1:
+            self._letter = letter.strip().lower()
+        return description
 
     sentence_tokenizer = nltk.tokenize.punkt.PunktSentenceTokenizer()
 
@@ -76,8 +89,10 @@ def _offline_nltk() -> Iterator[None]:
         instructions_util.nltk = offline
         instructions_util._get_sentence_tokenizer = lambda: sentence_tokenizer
         langdetect.DetectorFactory.seed = 0
+        LetterFrequencyChecker.build_description = literal_letter_check
         try:
             yield
         finally:
             instructions_util.nltk, instructions_util._get_sentence_tokenizer = saved
             langdetect.DetectorFactory.seed = saved_seed
+            LetterFrequencyChecker.build_description = build_letter_check
