@@ -197,7 +197,7 @@ def render(inputs: ReportInputs, plot_name: str = PLOT_NAME) -> str:
         "## Answer extraction and token budgets",
         "",
         "Share of answers in which the scorer found no answer at all (no code, number, box, "
-        "option letter or option text). The extractors accept the styles the five models "
+        "option letter or option text). The extractors accept the styles the models "
         "actually use; docs/data.md says how they were checked against the collected answers.",
         "",
         *_extraction_section(inputs),
