@@ -8,12 +8,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from polyllm.training.collect import (
     Answer,
     AnswerLog,
     answered,
+    ask,
     collect,
     compact,
     distinct_models,
@@ -99,6 +101,32 @@ def test_each_model_has_its_own_line_so_a_slow_one_holds_no_other(
     assert {(r["id"], r["model"]) for r in read_answers(tmp_path / "work.jsonl")} == {
         (p["id"], m) for p in prompts for m in urls
     } - {("p/0", "m4")}
+
+
+ROME = {"text": "Rome", "prompt_tokens": 9, "completion_tokens": 2, "ttft_s": 0.1,
+        "latency_s": 0.2, "tokens_per_s": 10.0, "finish_reason": "stop"}  # fmt: skip
+
+
+@pytest.mark.parametrize(("drops", "error"), [(1, None), (2, "ReadError: dropped")])
+def test_a_dropped_connection_is_sent_once_more(drops: int, error: str | None) -> None:
+    # Fault injection: the connection drops before any response, as when the service closes an
+    # idle kept-alive connection just as the request goes out.
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) <= drops:
+            raise httpx.ReadError("dropped", request=request)
+        return httpx.Response(200, json=ROME)
+
+    async def ask_once() -> Answer:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            return await ask(client, "http://m1", "m1", PROMPTS[0], "sha")
+
+    result = asyncio.run(ask_once())
+    assert len(calls) == 2
+    assert result.error == error
+    assert result.response == (None if error else "Rome")
 
 
 @pytest.fixture(scope="module")

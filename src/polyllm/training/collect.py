@@ -152,6 +152,11 @@ async def engine_settings(client: httpx.AsyncClient, url: str) -> dict[str, Any]
     return {key: health.get(key) for key in ("n_parallel", "flash_attn")}
 
 
+# A kept-alive connection that the service closes (idle) just as a request goes out on it fails
+# before the service reads the request; a greedy generation is safe to send once more.
+DROPPED = (httpx.ReadError, httpx.RemoteProtocolError)
+
+
 async def ask(
     client: httpx.AsyncClient,
     url: str,
@@ -160,15 +165,19 @@ async def ask(
     sha: str,
     engine: Mapping[str, Any] | None = None,
 ) -> Answer:
-    """One greedy generation through a model service; failures become error records. The
-    record's settings are the request's plus ``engine`` (:func:`engine_settings`)."""
+    """One greedy generation through a model service; failures become error records (a dropped
+    connection is tried once more first). The record's settings are the request's plus
+    ``engine`` (:func:`engine_settings`)."""
     max_tokens = MAX_TOKENS.get(str(prompt.get("category")), DEFAULT_MAX_TOKENS)
     request = {"temp": 0.0, "max_tokens": max_tokens, "raw": False, "top_p": 1.0}
     body = {"prompt": prompt["prompt"], "stream": False, **request}
     settings = {**request, **(engine or {})}
     started = time.perf_counter()
     try:
-        resp = await client.post(f"{url}/generate", json=body)
+        try:
+            resp = await client.post(f"{url}/generate", json=body)
+        except DROPPED:
+            resp = await client.post(f"{url}/generate", json=body)
         data = resp.json()
         if resp.status_code != 200:
             raise RuntimeError(f"HTTP {resp.status_code}: {data.get('error', {}).get('message')}")
