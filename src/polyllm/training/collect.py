@@ -152,8 +152,8 @@ async def engine_settings(client: httpx.AsyncClient, url: str) -> dict[str, Any]
     return {key: health.get(key) for key in ("n_parallel", "flash_attn")}
 
 
-# A kept-alive connection that the service closes (idle) just as a request goes out on it fails
-# before the service reads the request; a greedy generation is safe to send once more.
+# The connection dropped before the service read the request (most likely a kept-alive connection
+# the service closed as idle just as the request went out); a greedy generation is safe to repeat.
 DROPPED = (httpx.ReadError, httpx.RemoteProtocolError)
 
 

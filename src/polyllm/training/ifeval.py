@@ -43,7 +43,7 @@ def check_instructions(
     from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT  # type: ignore[import-untyped]
 
     unknown = tuple(i for i in instruction_ids if i not in INSTRUCTION_DICT)
-    with _offline_nltk():
+    with _offline_and_repeatable():
         results, _scores = evaluate_instructions(
             response=response,
             instruction_id_list=list(instruction_ids),
@@ -59,8 +59,9 @@ def check_instructions(
 
 
 @contextlib.contextmanager
-def _offline_nltk() -> Iterator[None]:
-    """Swap the library's NLTK entry points for data-free ones while a check runs."""
+def _offline_and_repeatable() -> Iterator[None]:
+    """While a check runs: the library's NLTK entry points swapped for data-free ones, its
+    language detection seeded, its letter-frequency check made to count the character asked for."""
     import langdetect  # type: ignore[import-untyped]
     import nltk  # type: ignore[import-untyped]
     from if_verifiable.ifeval import instructions_util  # type: ignore[import-untyped]
